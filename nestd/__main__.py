@@ -1,0 +1,5 @@
+"""Allow `python -m nestd`."""
+
+from nestd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,342 @@
+"""A vehicle's MAVLink link over UDP: message streams, fault injection, and link-level commands."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pymavlink.dialects.v20 import ardupilotmega as mav
+
+from nestsim.vehicle import Message, SimVehicle
+
+
+class LinkKind(enum.Enum):
+    API = "api"  # PX4's onboard/API link, towards 14540+i
+    GCS = "gcs"  # the shared ground-station link, towards 14550
+
+
+M = mav
+# PX4-like default rates (Hz). The API link streams a lot, as PX4's onboard mode does;
+# a ground station is expected to turn down what it doesn't need.
+PX4_API_RATES: dict[int, float] = {
+    M.MAVLINK_MSG_ID_HEARTBEAT: 1.0,
+    M.MAVLINK_MSG_ID_SYS_STATUS: 5.0,
+    M.MAVLINK_MSG_ID_BATTERY_STATUS: 1.0,
+    M.MAVLINK_MSG_ID_GLOBAL_POSITION_INT: 50.0,
+    M.MAVLINK_MSG_ID_LOCAL_POSITION_NED: 30.0,
+    M.MAVLINK_MSG_ID_GPS_RAW_INT: 5.0,
+    M.MAVLINK_MSG_ID_ATTITUDE: 50.0,
+    M.MAVLINK_MSG_ID_VFR_HUD: 10.0,
+    M.MAVLINK_MSG_ID_EXTENDED_SYS_STATE: 5.0,
+    M.MAVLINK_MSG_ID_HOME_POSITION: 0.5,
+    M.MAVLINK_MSG_ID_WIND_COV: 1.0,
+    M.MAVLINK_MSG_ID_ALTITUDE: 10.0,
+    M.MAVLINK_MSG_ID_MISSION_CURRENT: 1.0,
+    M.MAVLINK_MSG_ID_MISSION_ITEM_REACHED: 1.0,
+    M.MAVLINK_MSG_ID_WINCH_STATUS: 2.0,
+}
+PX4_GCS_RATES: dict[int, float] = {
+    M.MAVLINK_MSG_ID_HEARTBEAT: 1.0,
+    M.MAVLINK_MSG_ID_SYS_STATUS: 1.0,
+    M.MAVLINK_MSG_ID_BATTERY_STATUS: 0.5,
+    M.MAVLINK_MSG_ID_GLOBAL_POSITION_INT: 5.0,
+    M.MAVLINK_MSG_ID_GPS_RAW_INT: 1.0,
+    M.MAVLINK_MSG_ID_ATTITUDE: 15.0,
+    M.MAVLINK_MSG_ID_VFR_HUD: 4.0,
+    M.MAVLINK_MSG_ID_EXTENDED_SYS_STATE: 1.0,
+    M.MAVLINK_MSG_ID_HOME_POSITION: 0.5,
+    M.MAVLINK_MSG_ID_WIND_COV: 0.5,
+    M.MAVLINK_MSG_ID_ALTITUDE: 1.0,
+    M.MAVLINK_MSG_ID_MISSION_CURRENT: 1.0,
+    M.MAVLINK_MSG_ID_MISSION_ITEM_REACHED: 1.0,
+    M.MAVLINK_MSG_ID_WINCH_STATUS: 1.0,
+}
+# ArduPilot streams nothing but HEARTBEAT until a ground station asks.
+ARDUPILOT_RATES: dict[int, float] = {M.MAVLINK_MSG_ID_HEARTBEAT: 1.0}
+
+# REQUEST_DATA_STREAM groups, as ArduPilot maps them (SRx_* parameters).
+DATA_STREAM_GROUPS: dict[int, tuple[int, ...]] = {
+    M.MAV_DATA_STREAM_EXTENDED_STATUS: (
+        M.MAVLINK_MSG_ID_SYS_STATUS,
+        M.MAVLINK_MSG_ID_GPS_RAW_INT,
+        M.MAVLINK_MSG_ID_MISSION_CURRENT,
+    ),
+    M.MAV_DATA_STREAM_POSITION: (
+        M.MAVLINK_MSG_ID_GLOBAL_POSITION_INT,
+        M.MAVLINK_MSG_ID_LOCAL_POSITION_NED,
+    ),
+    M.MAV_DATA_STREAM_EXTRA1: (M.MAVLINK_MSG_ID_ATTITUDE,),
+    M.MAV_DATA_STREAM_EXTRA2: (M.MAVLINK_MSG_ID_VFR_HUD,),
+    M.MAV_DATA_STREAM_EXTRA3: (
+        M.MAVLINK_MSG_ID_BATTERY_STATUS,
+        M.MAVLINK_MSG_ID_WIND_COV,
+        M.MAVLINK_MSG_ID_EXTENDED_SYS_STATE,
+        M.MAVLINK_MSG_ID_HOME_POSITION,
+    ),
+}
+DATA_STREAM_GROUPS[M.MAV_DATA_STREAM_ALL] = tuple(
+    m for group in list(DATA_STREAM_GROUPS.values()) for m in group
+)
+
+
+def builders(v: SimVehicle) -> dict[int, Callable[[float], Message | None]]:
+    """Message id -> function(now_s) building that message from the vehicle's state."""
+    return {
+        M.MAVLINK_MSG_ID_HEARTBEAT: v.heartbeat,
+        M.MAVLINK_MSG_ID_SYS_STATUS: v.sys_status,
+        M.MAVLINK_MSG_ID_BATTERY_STATUS: v.battery_status,
+        M.MAVLINK_MSG_ID_GLOBAL_POSITION_INT: v.global_position_int,
+        M.MAVLINK_MSG_ID_LOCAL_POSITION_NED: v.local_position_ned,
+        M.MAVLINK_MSG_ID_GPS_RAW_INT: v.gps_raw_int,
+        M.MAVLINK_MSG_ID_ATTITUDE: v.attitude,
+        M.MAVLINK_MSG_ID_VFR_HUD: v.vfr_hud,
+        M.MAVLINK_MSG_ID_EXTENDED_SYS_STATE: v.extended_sys_state,
+        M.MAVLINK_MSG_ID_HOME_POSITION: v.home_position,
+        M.MAVLINK_MSG_ID_WIND_COV: v.wind_cov,
+        M.MAVLINK_MSG_ID_ALTITUDE: v.altitude,
+        M.MAVLINK_MSG_ID_MISSION_CURRENT: v.mission_current_msg,
+        M.MAVLINK_MSG_ID_MISSION_ITEM_REACHED: v.mission_item_reached,
+        M.MAVLINK_MSG_ID_WINCH_STATUS: v.winch_status,
+        M.MAVLINK_MSG_ID_AUTOPILOT_VERSION: lambda now: v.autopilot_version(),
+    }
+
+
+@dataclass(slots=True)
+class Faults:
+    """Impairments applied to one link, in both directions."""
+
+    cut: bool = False
+    loss: float = 0.0  # probability a datagram is dropped, each way
+    latency_s: float = 0.0
+
+    def clear(self) -> None:
+        self.cut = False
+        self.loss = 0.0
+        self.latency_s = 0.0
+
+
+@dataclass(slots=True)
+class LinkStats:
+    rx_datagrams: int = 0
+    rx_messages: int = 0
+    rx_dropped: int = 0
+    tx_messages: int = 0
+    tx_dropped: int = 0
+
+
+class SimLink(asyncio.DatagramProtocol):
+    """One UDP link of one vehicle. Inbound goes to the vehicle; outbound is paced per stream."""
+
+    def __init__(
+        self,
+        vehicle: SimVehicle,
+        kind: LinkKind,
+        remote: tuple[str, int],
+        clock: Callable[[], tuple[float, float]],
+        rng: random.Random,
+    ) -> None:
+        self.vehicle = vehicle
+        self.kind = kind
+        self.remote = remote
+        self.clock = clock  # () -> (sim now_s, wall now_s)
+        self.rng = rng
+        self.faults = Faults()
+        self.stats = LinkStats()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.encoder = mav.MAVLink(None, vehicle.sysid, vehicle.compid)
+        self.decoder = mav.MAVLink(None, vehicle.sysid, vehicle.compid)
+        self.decoder.robust_parsing = True
+        self.builders = builders(vehicle)
+        self.rates: dict[int, float] = {}
+        self.next_due: dict[int, float] = {}
+        self.reset_streams()
+
+    # -- streams ------------------------------------------------------------------------
+
+    def default_rates(self) -> dict[int, float]:
+        if not self.vehicle.flavour.streams_by_default:
+            return dict(ARDUPILOT_RATES)
+        return dict(PX4_API_RATES if self.kind is LinkKind.API else PX4_GCS_RATES)
+
+    def reset_streams(self) -> None:
+        self.rates = self.default_rates()
+        self.next_due = {}
+
+    def set_rate(self, msg_id: int, hz: float, now_wall: float) -> None:
+        if hz <= 0:
+            self.rates.pop(msg_id, None)
+            self.next_due.pop(msg_id, None)
+        else:
+            self.rates[msg_id] = hz
+            self.next_due[msg_id] = now_wall
+
+    @property
+    def local_port(self) -> int:
+        assert self.transport is not None
+        return int(self.transport.get_extra_info("sockname")[1])
+
+    # -- asyncio protocol -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        f = self.faults
+        if f.cut or (f.loss and self.rng.random() < f.loss):
+            self.stats.rx_dropped += 1
+            return
+        if f.latency_s > 0:
+            asyncio.get_running_loop().call_later(f.latency_s, self._receive, data)
+        else:
+            self._receive(data)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable while nobody listens yet: normal for UDP, keep going.
+        pass
+
+    def _receive(self, data: bytes) -> None:
+        self.stats.rx_datagrams += 1
+        dec = self.decoder
+        try:
+            msgs = dec.parse_buffer(data) or []
+        except Exception:  # pymavlink raises on some malformed input even when robust
+            msgs = []
+            self.vehicle.counters["bad_frames"] += 1
+        # UDP carries whole frames: a truncated one must not swallow the next datagram.
+        dec.buf = bytearray()
+        dec.buf_index = 0
+        dec.expected_length = mav.HEADER_LEN_V1 + 2
+        dec.have_prefix_error = False
+        now_s, wall_s = self.clock()
+        v = self.vehicle
+        for msg in msgs:
+            t = msg.get_type()
+            if t == "BAD_DATA":
+                v.counters["bad_frames"] += 1
+                continue
+            if t.startswith("UNKNOWN"):
+                v.counters["unknown_messages"] += 1
+                continue
+            self.stats.rx_messages += 1
+            replies = self._link_level(msg, now_s, wall_s)
+            if replies is None:
+                if t.startswith("MISSION_"):
+                    v.mission_link = self
+                replies = v.handle(msg, now_s, wall_s)
+            self.flush_outbox()
+            for r in replies:
+                self.send(r)
+
+    def _link_level(self, msg: Message, now_s: float, wall_s: float) -> list[Message] | None:
+        """Stream control is per link, as in PX4's and ArduPilot's MAVLink instances."""
+        v = self.vehicle
+        t = msg.get_type()
+        if now_s < v.rebooting_until_s:
+            return []
+        if getattr(msg, "target_system", 0) not in (0, v.sysid):
+            return None
+        if t == "REQUEST_DATA_STREAM":
+            if v.flavour.streams_by_default:
+                return []  # PX4 ignores the legacy request
+            ids = DATA_STREAM_GROUPS.get(msg.req_stream_id, ())
+            for mid in ids:
+                self.set_rate(mid, msg.req_message_rate if msg.start_stop else 0.0, wall_s)
+            return []
+        if t not in ("COMMAND_LONG", "COMMAND_INT"):
+            return None
+        if getattr(msg, "target_component", 0) not in (0, v.compid):
+            return None
+        cmd = msg.command
+
+        def ack(result: int) -> Message:
+            return mav.MAVLink_command_ack_message(
+                cmd, result, 0, 0, msg.get_srcSystem(), msg.get_srcComponent()
+            )
+
+        if cmd == mav.MAV_CMD_SET_MESSAGE_INTERVAL:
+            mid = int(msg.param1)
+            interval_us = msg.param2
+            if mid not in self.builders or mid == M.MAVLINK_MSG_ID_AUTOPILOT_VERSION:
+                return [ack(mav.MAV_RESULT_UNSUPPORTED)]
+            if interval_us == 0:
+                hz = self.default_rates().get(mid, 0.0)
+            elif interval_us < 0:
+                hz = 0.0
+            else:
+                hz = 1e6 / interval_us
+            self.set_rate(mid, hz, wall_s)
+            return [ack(mav.MAV_RESULT_ACCEPTED)]
+        if cmd == mav.MAV_CMD_GET_MESSAGE_INTERVAL:
+            mid = int(msg.param1)
+            if mid not in self.builders:
+                return [ack(mav.MAV_RESULT_UNSUPPORTED)]
+            hz = self.rates.get(mid, 0.0)
+            interval = int(1e6 / hz) if hz > 0 else -1
+            return [ack(mav.MAV_RESULT_ACCEPTED), mav.MAVLink_message_interval_message(mid, interval)]
+        if cmd == mav.MAV_CMD_REQUEST_MESSAGE:
+            mid = int(msg.param1)
+            build = self.builders.get(mid)
+            if mid == M.MAVLINK_MSG_ID_MESSAGE_INTERVAL:
+                return [ack(mav.MAV_RESULT_UNSUPPORTED)]
+            if build is None:
+                return [ack(mav.MAV_RESULT_UNSUPPORTED)]
+            built = build(now_s)
+            if built is None:
+                return [ack(mav.MAV_RESULT_FAILED)]
+            return [ack(mav.MAV_RESULT_ACCEPTED), built]
+        return None
+
+    # -- sending ------------------------------------------------------------------------
+
+    def send(self, msg: Message) -> None:
+        if self.transport is None:
+            return
+        f = self.faults
+        if f.cut or (f.loss and self.rng.random() < f.loss):
+            self.stats.tx_dropped += 1
+            msg.pack(self.encoder)  # the sequence number still advances, as on a real link
+            return
+        buf = msg.pack(self.encoder)
+        self.stats.tx_messages += 1
+        if f.latency_s > 0:
+            asyncio.get_running_loop().call_later(f.latency_s, self._sendto, buf)
+        else:
+            self.transport.sendto(buf, self.remote)
+
+    def _sendto(self, buf: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(buf, self.remote)
+
+    def flush_outbox(self) -> None:
+        """Broadcast what the vehicle queued (STATUSTEXT, events) on all its links."""
+        v = self.vehicle
+        if v.outbox:
+            out, v.outbox = v.outbox, []
+            for link in v.links:
+                for msg in out:
+                    link.send(msg)
+
+    def tick(self, now_s: float, wall_s: float) -> None:
+        """Send every stream message that is due."""
+        if now_s < self.vehicle.rebooting_until_s:
+            return
+        due = self.next_due
+        for mid, hz in self.rates.items():
+            t = due.get(mid)
+            if t is None:
+                # Spread first sends so all vehicles don't burst in the same tick; the
+                # heartbeat goes at once so a ground station discovers the vehicle quickly.
+                if mid != M.MAVLINK_MSG_ID_HEARTBEAT:
+                    due[mid] = wall_s + self.rng.random() / hz
+                    continue
+                t = wall_s
+            if wall_s >= t:
+                interval = 1.0 / hz
+                t += interval
+                due[mid] = t if t > wall_s else wall_s + interval
+                msg = self.builders[mid](now_s)
+                if msg is not None:
+                    self.send(msg)

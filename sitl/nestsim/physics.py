@@ -156,6 +156,8 @@ def approach(
 ) -> tuple[float, float]:
     """One axis: move towards `target`, braking in time, never overshooting within a step."""
     d = target - pos
+    if abs(d) < 1e-3 and abs(vel) < 0.1:
+        return target, 0.0
     v_cap = v_max_up if d > 0 else v_max_down
     v_des = math.copysign(min(v_cap, math.sqrt(2.0 * acc * abs(d))), d) if d else 0.0
     dv = v_des - vel

@@ -1232,7 +1232,7 @@ class SimVehicle:
                 self.hold_e, self.hold_n, self.hold_u = self.e, self.n, max(u, self.u)
                 self.item_phase = 1
             return self.u >= self.hold_u - 0.5
-        if self.is_landed:
+        if self.is_landed and not (cmd == mav.MAV_CMD_NAV_LAND and self.item_phase == 2):
             if cmd in (mav.MAV_CMD_NAV_WAYPOINT, mav.MAV_CMD_NAV_LOITER_TIME,
                        mav.MAV_CMD_NAV_LOITER_UNLIM, mav.MAV_CMD_NAV_LAND):
                 # Started on the ground without a takeoff item: PX4 climbs first.

@@ -184,3 +184,14 @@ async def download(gcs: TestGcs, mission_type: int = mav.MAV_MISSION_TYPE_MISSIO
     gcs.send(mav.MAVLink_mission_ack_message(target, 1, mav.MAV_MISSION_ACCEPTED, mission_type),
              sysid=target)
     return items
+
+
+async def until(cond: Callable[[], object], timeout: float, what: str = "condition") -> None:
+    """Poll a condition on simulator state (not a sleep to paper over a race: it has a deadline
+    and fails loudly)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what} not met within {timeout} s")
+        await asyncio.sleep(0.02)

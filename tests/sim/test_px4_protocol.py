@@ -11,7 +11,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from nestsim.fleet import Fleet
 from tests.sim.conftest import sim
-from tests.sim.gcs import TestGcs, download, mission_item, upload
+from tests.sim.gcs import TestGcs, download, mission_item, until, upload
 
 HOME_LAT, HOME_LON = 33.1507, -96.8236
 ACCEPTED = mav.MAV_RESULT_ACCEPTED
@@ -38,8 +38,9 @@ async def test_streams_at_high_default_rates_until_told_otherwise(px4: tuple[Fle
     mark = len(gcs.log)
     await asyncio.sleep(1.0)
     # tens of Hz for attitude and position, as PX4's onboard link does
-    assert gcs.count("ATTITUDE", mark) >= 30
-    assert gcs.count("GLOBAL_POSITION_INT", mark) >= 30
+    # (thresholds leave room for a loaded CI machine; the configured rate is 50 Hz)
+    assert gcs.count("ATTITUDE", mark) >= 20
+    assert gcs.count("GLOBAL_POSITION_INT", mark) >= 20
     for t in ("SYS_STATUS", "GPS_RAW_INT", "VFR_HUD", "EXTENDED_SYS_STATE", "ALTITUDE",
               "BATTERY_STATUS", "HEARTBEAT"):
         assert gcs.count(t, mark) >= 1, t
@@ -51,7 +52,7 @@ async def test_streams_at_high_default_rates_until_told_otherwise(px4: tuple[Fle
     mark = len(gcs.log)
     await asyncio.sleep(1.0)
     assert gcs.count("ATTITUDE", mark) == 0
-    assert 1 <= gcs.count("GLOBAL_POSITION_INT", mark) <= 3
+    assert 1 <= gcs.count("GLOBAL_POSITION_INT", mark) <= 4
 
 
 async def test_position_and_home_are_reported_in_scaled_integers(px4: tuple[Fleet, TestGcs]) -> None:
@@ -350,15 +351,6 @@ async def test_disarm_in_flight_is_denied_unless_forced(px4: tuple[Fleet, TestGc
     assert await gcs.command_ack(mav.MAV_CMD_COMPONENT_ARM_DISARM, 1) == ACCEPTED
     assert await gcs.command_ack(mav.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, math.nan, math.nan, math.nan,
                                  210.0) == ACCEPTED
-    await _until(lambda: v.alt_rel_m > 3.0, 5.0)
+    await until(lambda: v.alt_rel_m > 3.0, 5.0)
     assert await gcs.command_ack(mav.MAV_CMD_COMPONENT_ARM_DISARM, 0) == mav.MAV_RESULT_DENIED
     assert v.armed
-
-
-async def _until(cond: object, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():  # type: ignore[operator]
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-
 from nestsim.fleet import Fleet, FleetConfig
 
 
@@ -52,8 +51,10 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """A real mosquitto broker on a free loopback port, for the whole test session."""
     binary = _mosquitto_binary()
     if binary is None:
-        pytest.fail("mosquitto is not installed: run `make test` (installs it) or "
-                    "`sudo apt-get install mosquitto`")
+        pytest.fail(
+            "mosquitto is not installed: run `make test` (installs it) or "
+            "`sudo apt-get install mosquitto`"
+        )
     port = free_tcp_port()
     d = tmp_path_factory.mktemp("mosquitto")
     conf = d / "mosquitto.conf"
@@ -61,8 +62,9 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
         f"log_dest file {d / 'mosquitto.log'}\n"
     )
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:

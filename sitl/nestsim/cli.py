@@ -18,7 +18,9 @@ def _home(text: str) -> tuple[float, float, float]:
     try:
         lat, lon, alt = (float(x) for x in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError("expected LAT,LON,ALT_AMSL_M, e.g. 33.15,-96.82,200") from None
+        raise argparse.ArgumentTypeError(
+            "expected LAT,LON,ALT_AMSL_M, e.g. 33.15,-96.82,200"
+        ) from None
     return lat, lon, alt
 
 
@@ -31,24 +33,56 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
     run.add_argument("--home", type=_home, default=DEFAULT_HOME, help="LAT,LON,ALT_AMSL_M")
     run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--api-port-base", type=int, default=14540,
-                     help="vehicle i sends its API link to this port + i")
-    run.add_argument("--gcs-port", type=int, default=14550,
-                     help="every vehicle's GCS link goes to this port")
+    run.add_argument(
+        "--api-port-base",
+        type=int,
+        default=14540,
+        help="vehicle i sends its API link to this port + i",
+    )
+    run.add_argument(
+        "--gcs-port", type=int, default=14550, help="every vehicle's GCS link goes to this port"
+    )
     run.add_argument("--no-gcs-link", action="store_true")
-    run.add_argument("--any-local-port", action="store_true",
-                     help="bind the vehicles' own sockets to free ports instead of 14580+i/18570+i")
-    run.add_argument("--control-port", type=int, default=14600,
-                     help="TCP port on 127.0.0.1 for control requests (0: any free port)")
-    run.add_argument("--print-every", type=float, default=1.0,
-                     help="print the fleet's state every N seconds (0: never)")
+    run.add_argument(
+        "--any-local-port",
+        action="store_true",
+        help="bind the vehicles' own sockets to free ports instead of 14580+i/18570+i",
+    )
+    run.add_argument(
+        "--control-port",
+        type=int,
+        default=14600,
+        help="TCP port on 127.0.0.1 for control requests (0: any free port)",
+    )
+    run.add_argument(
+        "--print-every",
+        type=float,
+        default=1.0,
+        help="print the fleet's state every N seconds (0: never)",
+    )
     ctl = sub.add_parser("ctl", help="send one control request to a running nestsim")
     ctl.add_argument("--port", type=int, default=14600)
-    ctl.add_argument("cmd", choices=["status", "cut_link", "restore_link", "set_loss",
-                                     "set_latency", "drop_gps", "restore_gps", "set_wind",
-                                     "set_battery", "statustext"])
-    ctl.add_argument("args", nargs="*", metavar="KEY=VALUE",
-                     help="e.g. vehicle=0 duration_s=20 link=api loss=0.1 east_mps=5")
+    ctl.add_argument(
+        "cmd",
+        choices=[
+            "status",
+            "cut_link",
+            "restore_link",
+            "set_loss",
+            "set_latency",
+            "drop_gps",
+            "restore_gps",
+            "set_wind",
+            "set_battery",
+            "statustext",
+        ],
+    )
+    ctl.add_argument(
+        "args",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="e.g. vehicle=0 duration_s=20 link=api loss=0.1 east_mps=5",
+    )
     return p
 
 
@@ -86,10 +120,12 @@ async def _run(args: argparse.Namespace) -> int:
     async with fleet:
         control = ControlServer(fleet, port=args.control_port)
         port = await control.start()
-        print(f"nestsim: {cfg.vehicles} {cfg.autopilot} vehicles; API links to "
-              f"{cfg.host}:{cfg.api_remote_base}..{cfg.api_remote_base + cfg.vehicles - 1}, "
-              f"GCS link to {cfg.host}:{cfg.gcs_remote_port}; control on 127.0.0.1:{port}",
-              flush=True)
+        print(
+            f"nestsim: {cfg.vehicles} {cfg.autopilot} vehicles; API links to "
+            f"{cfg.host}:{cfg.api_remote_base}..{cfg.api_remote_base + cfg.vehicles - 1}, "
+            f"GCS link to {cfg.host}:{cfg.gcs_remote_port}; control on 127.0.0.1:{port}",
+            flush=True,
+        )
         try:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):

@@ -12,7 +12,8 @@ MAX_LINE_BYTES = 4096
 
 
 def apply(fleet: Fleet, request: dict[str, Any]) -> dict[str, Any]:
-    """Carry out one control request; raises FleetError/KeyError/ValueError/TypeError on bad input."""
+    """Carry out one control request; bad input raises FleetError, KeyError, ValueError
+    or TypeError."""
     cmd = request.get("cmd")
     i = request.get("vehicle")
     which = request.get("link", "all")

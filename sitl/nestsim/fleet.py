@@ -1,8 +1,9 @@
-"""A fleet of simulated vehicles in one asyncio loop, with PX4's port conventions and fault controls."""
+"""A fleet of simulated vehicles in one asyncio loop, with PX4's ports and fault controls."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
@@ -161,8 +162,13 @@ class Fleet:
                 if cfg.gcs_link:
                     specs.append((LinkKind.GCS, cfg.gcs_local_base, cfg.gcs_remote_port))
                 for kind, local_base, remote_port in specs:
-                    link = SimLink(v, kind, (cfg.host, remote_port), self.clock.both,
-                                   random.Random(self._rng.random()))
+                    link = SimLink(
+                        v,
+                        kind,
+                        (cfg.host, remote_port),
+                        self.clock.both,
+                        random.Random(self._rng.random()),
+                    )
                     local = (cfg.host, local_base + i if local_base else 0)
                     await loop.create_datagram_endpoint(lambda link=link: link, local_addr=local)
                     v.links.append(link)
@@ -175,10 +181,8 @@ class Fleet:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         for h in self._restore_handles.values():
             h.cancel()
@@ -247,7 +251,7 @@ class Fleet:
         return [link for link in v.links if link.kind is kind]
 
     def cut_link(self, index: int, duration_s: float | None = None, which: str = "all") -> None:
-        """Silence a vehicle's link(s) both ways; restore after `duration_s` wall seconds if given."""
+        """Silence a vehicle's link(s) both ways; restore after `duration_s` wall seconds."""
         for link in self._links(index, which):
             link.faults.cut = True
         key = (index, which)

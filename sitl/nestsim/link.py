@@ -275,7 +275,10 @@ class SimLink(asyncio.DatagramProtocol):
                 return [ack(mav.MAV_RESULT_UNSUPPORTED)]
             hz = self.rates.get(mid, 0.0)
             interval = int(1e6 / hz) if hz > 0 else -1
-            return [ack(mav.MAV_RESULT_ACCEPTED), mav.MAVLink_message_interval_message(mid, interval)]
+            return [
+                ack(mav.MAV_RESULT_ACCEPTED),
+                mav.MAVLink_message_interval_message(mid, interval),
+            ]
         if cmd == mav.MAV_CMD_REQUEST_MESSAGE:
             mid = int(msg.param1)
             build = self.builders.get(mid)

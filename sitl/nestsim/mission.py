@@ -193,7 +193,9 @@ def validate_item(item: Item) -> int:
         not math.isfinite(item.param1) or item.param1 < 0
     ):
         return mav.MAV_MISSION_INVALID_PARAM1
-    if item.command == mav.MAV_CMD_DO_JUMP and not (math.isfinite(item.param1) and item.param1 >= 0):
+    if item.command == mav.MAV_CMD_DO_JUMP and not (
+        math.isfinite(item.param1) and item.param1 >= 0
+    ):
         return mav.MAV_MISSION_INVALID_PARAM1
     return mav.MAV_MISSION_ACCEPTED
 
@@ -206,9 +208,7 @@ def validate_polygons(items: list[Item]) -> int:
         if it.command in POLYGON_VERTEX:
             n = int(it.param1)
             group = items[i : i + n]
-            if len(group) != n or any(
-                g.command != it.command or int(g.param1) != n for g in group
-            ):
+            if len(group) != n or any(g.command != it.command or int(g.param1) != n for g in group):
                 return mav.MAV_MISSION_INVALID_PARAM1
             i += n
         else:
@@ -252,8 +252,12 @@ class MissionServer:
         t = msg.get_type()
         partner = (msg.get_srcSystem(), msg.get_srcComponent())
         mtype = getattr(msg, "mission_type", MISSION)
-        if t in ("MISSION_COUNT", "MISSION_WRITE_PARTIAL_LIST", "MISSION_REQUEST_LIST",
-                 "MISSION_CLEAR_ALL") and mtype not in (MISSION, FENCE, RALLY, ALL_TYPES):
+        if t in (
+            "MISSION_COUNT",
+            "MISSION_WRITE_PARTIAL_LIST",
+            "MISSION_REQUEST_LIST",
+            "MISSION_CLEAR_ALL",
+        ) and mtype not in (MISSION, FENCE, RALLY, ALL_TYPES):
             return [self._ack(partner, mtype, mav.MAV_MISSION_UNSUPPORTED)]
         if t == "MISSION_COUNT":
             return self._on_count(partner, mtype, msg.count, now_s)
@@ -410,9 +414,21 @@ class MissionServer:
         if as_int:
             return [
                 mav.MAVLink_mission_item_int_message(
-                    partner[0], partner[1], item.seq, item.frame, item.command, item.current,
-                    item.autocontinue, item.param1, item.param2, item.param3, item.param4,
-                    item.x, item.y, item.z, mtype,
+                    partner[0],
+                    partner[1],
+                    item.seq,
+                    item.frame,
+                    item.command,
+                    item.current,
+                    item.autocontinue,
+                    item.param1,
+                    item.param2,
+                    item.param3,
+                    item.param4,
+                    item.x,
+                    item.y,
+                    item.z,
+                    mtype,
                 )
             ]
         frame = {
@@ -422,9 +438,21 @@ class MissionServer:
         }.get(item.frame, item.frame)
         return [
             mav.MAVLink_mission_item_message(
-                partner[0], partner[1], item.seq, frame, item.command, item.current,
-                item.autocontinue, item.param1, item.param2, item.param3, item.param4,
-                item.x / 1e7, item.y / 1e7, item.z, mtype,
+                partner[0],
+                partner[1],
+                item.seq,
+                frame,
+                item.command,
+                item.current,
+                item.autocontinue,
+                item.param1,
+                item.param2,
+                item.param3,
+                item.param4,
+                item.x / 1e7,
+                item.y / 1e7,
+                item.z,
+                mtype,
             )
         ]
 

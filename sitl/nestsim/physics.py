@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from dataclasses import dataclass, field
@@ -32,7 +33,9 @@ class Airframe:
     ground_idle_fraction: float = 0.08  # armed on the ground, props at idle
 
     def power_w(self, mass_kg: float, airspeed_mps: float, climb_mps: float) -> float:
-        hover = self.hover_power_w * (mass_kg / self.empty_mass_kg) ** self.hover_power_mass_exponent
+        hover = (
+            self.hover_power_w * (mass_kg / self.empty_mass_kg) ** self.hover_power_mass_exponent
+        )
         forward = hover * self.forward_power_gain * (airspeed_mps / self.cruise_speed_mps) ** 2
         climb = mass_kg * GRAVITY_MPS2 * max(climb_mps, 0.0) / 0.7
         return self.avionics_power_w + hover + forward + climb
@@ -53,7 +56,7 @@ _OCV_CURVE = (
 
 def cell_ocv_v(soc: float) -> float:
     soc = min(max(soc, 0.0), 1.0)
-    for (s0, v0), (s1, v1) in zip(_OCV_CURVE, _OCV_CURVE[1:], strict=False):
+    for (s0, v0), (s1, v1) in itertools.pairwise(_OCV_CURVE):
         if soc <= s1:
             return v0 + (v1 - v0) * (soc - s0) / (s1 - s0)
     return _OCV_CURVE[-1][1]

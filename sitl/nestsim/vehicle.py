@@ -24,6 +24,16 @@ GCS_TYPES = frozenset({mav.MAV_TYPE_GCS})
 AUTOPILOT_COMPID = mav.MAV_COMP_ID_AUTOPILOT1
 
 
+_NEEDS_AIRBORNE = frozenset(
+    {
+        mav.MAV_CMD_NAV_WAYPOINT,
+        mav.MAV_CMD_NAV_LOITER_TIME,
+        mav.MAV_CMD_NAV_LOITER_UNLIM,
+        mav.MAV_CMD_NAV_LAND,
+    }
+)
+
+
 class Landed(enum.IntEnum):
     ON_GROUND = mav.MAV_LANDED_STATE_ON_GROUND
     IN_AIR = mav.MAV_LANDED_STATE_IN_AIR
@@ -347,10 +357,14 @@ class SimVehicle:
         self.armed_at_s = now_s
         self.has_flown = False
         self.touchdown_s = None
-        self.say(mav.MAV_SEVERITY_INFO, "Armed by external command" if self.flavour.name == "px4"
-                 else "Arming motors")
+        self.say(
+            mav.MAV_SEVERITY_INFO,
+            "Armed by external command" if self.flavour.name == "px4" else "Arming motors",
+        )
         if self.mode.nav is Nav.TAKEOFF:
-            self._start_takeoff(now_s, self.takeoff_alt_m or self.params.get("MIS_TAKEOFF_ALT", 2.5))
+            self._start_takeoff(
+                now_s, self.takeoff_alt_m or self.params.get("MIS_TAKEOFF_ALT", 2.5)
+            )
         elif self.mode.nav is Nav.MISSION:
             self._enter_mission(now_s)
 
@@ -370,8 +384,10 @@ class SimVehicle:
         self.hold_u = alt_m
         self.landed = Landed.TAKEOFF
         self.has_flown = True
-        self.say(mav.MAV_SEVERITY_INFO, "Takeoff detected" if self.flavour.name == "px4"
-                 else "Takeoff started")
+        self.say(
+            mav.MAV_SEVERITY_INFO,
+            "Takeoff detected" if self.flavour.name == "px4" else "Takeoff started",
+        )
 
     def _start_rtl(self) -> None:
         dest = (self.home_e, self.home_n)
@@ -384,7 +400,7 @@ class SimVehicle:
         self.rtl_target = dest
         self.rtl_phase = RtlPhase.CLIMB
         if self.in_air:
-            self.say(mav.MAV_SEVERITY_INFO, "RTL: start return at %d m" % int(self._rtl_alt_m()))
+            self.say(mav.MAV_SEVERITY_INFO, f"RTL: start return at {int(self._rtl_alt_m())} m")
 
     def _rtl_alt_m(self) -> float:
         if self.flavour.name == "px4":
@@ -492,11 +508,7 @@ class SimVehicle:
             self.counters["not_for_us"] += 1
             return []
         target_comp = getattr(msg, "target_component", None)
-        if (
-            target_comp is not None
-            and target_comp not in (0, self.compid)
-            and t != "SET_MODE"
-        ):
+        if target_comp is not None and target_comp not in (0, self.compid) and t != "SET_MODE":
             self.counters["not_for_us"] += 1
             return []
         if t == "HEARTBEAT":
@@ -608,9 +620,17 @@ class SimVehicle:
             self._start_takeoff(now_s, alt)
             return A
         if cmd == mav.MAV_CMD_NAV_LAND:
-            return A if self.set_mode(self.flavour.mode("AUTO.LAND" if px4 else "LAND"), now_s) else refuse
+            return (
+                A
+                if self.set_mode(self.flavour.mode("AUTO.LAND" if px4 else "LAND"), now_s)
+                else refuse
+            )
         if cmd == mav.MAV_CMD_NAV_RETURN_TO_LAUNCH:
-            return A if self.set_mode(self.flavour.mode("AUTO.RTL" if px4 else "RTL"), now_s) else refuse
+            return (
+                A
+                if self.set_mode(self.flavour.mode("AUTO.RTL" if px4 else "RTL"), now_s)
+                else refuse
+            )
         if cmd == mav.MAV_CMD_MISSION_START:
             if not self._mission_items():
                 return refuse
@@ -675,9 +695,12 @@ class SimVehicle:
                 return mav.MAV_RESULT_UNSUPPORTED
             if self.armed:
                 return D
-            return [self._ack(msg, A)] + self._reboot(now_s)
-        if cmd in (mav.MAV_CMD_SET_MESSAGE_INTERVAL, mav.MAV_CMD_GET_MESSAGE_INTERVAL,
-                   mav.MAV_CMD_REQUEST_MESSAGE):
+            return [self._ack(msg, A), *self._reboot(now_s)]
+        if cmd in (
+            mav.MAV_CMD_SET_MESSAGE_INTERVAL,
+            mav.MAV_CMD_GET_MESSAGE_INTERVAL,
+            mav.MAV_CMD_REQUEST_MESSAGE,
+        ):
             return []  # answered by the link, which owns streams
         if cmd == mav.MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES:
             return [self._ack(msg, A), self.autopilot_version()]
@@ -870,9 +893,19 @@ class SimVehicle:
             health &= ~mav.MAV_SYS_STATUS_SENSOR_BATTERY
         b = self.battery
         return mav.MAVLink_sys_status_message(
-            sensors, sensors, health, 250,
-            int(b.voltage_v * 1000) & 0xFFFF, int(b.current_a * 100),
-            int(round(b.soc * 100)), 0, 0, 0, 0, 0, 0,
+            sensors,
+            sensors,
+            health,
+            250,
+            int(b.voltage_v * 1000) & 0xFFFF,
+            int(b.current_a * 100),
+            int(round(b.soc * 100)),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
         )
 
     def battery_status(self, now_s: float) -> Message:
@@ -888,25 +921,46 @@ class SimVehicle:
             mav.MAV_BATTERY_CHARGE_STATE_EMERGENCY,
         )[self.battery_level]
         return mav.MAVLink_battery_status_message(
-            0, mav.MAV_BATTERY_FUNCTION_ALL, mav.MAV_BATTERY_TYPE_LIPO,
-            int(b.temperature_c * 100), cells, int(b.current_a * 100),
-            int(b.consumed_mah), int(b.consumed_wh * 36), int(round(b.soc * 100)),
-            time_left, charge, [0, 0, 0, 0], 0, 0,
+            0,
+            mav.MAV_BATTERY_FUNCTION_ALL,
+            mav.MAV_BATTERY_TYPE_LIPO,
+            int(b.temperature_c * 100),
+            cells,
+            int(b.current_a * 100),
+            int(b.consumed_mah),
+            int(b.consumed_wh * 36),
+            int(round(b.soc * 100)),
+            time_left,
+            charge,
+            [0, 0, 0, 0],
+            0,
+            0,
         )
 
     def global_position_int(self, now_s: float) -> Message:
         lat, lon = self.frame.to_latlon(self.e, self.n)
         hdg = int(math.degrees(self.yaw_rad) % 360 * 100)
         return mav.MAVLink_global_position_int_message(
-            self.time_boot_ms(now_s), int(lat * 1e7), int(lon * 1e7),
-            int(self.alt_amsl_m * 1000), int(self.u * 1000),
-            int(self.vn * 100), int(self.ve * 100), int(-self.vu * 100), hdg,
+            self.time_boot_ms(now_s),
+            int(lat * 1e7),
+            int(lon * 1e7),
+            int(self.alt_amsl_m * 1000),
+            int(self.u * 1000),
+            int(self.vn * 100),
+            int(self.ve * 100),
+            int(-self.vu * 100),
+            hdg,
         )
 
     def local_position_ned(self, now_s: float) -> Message:
         return mav.MAVLink_local_position_ned_message(
-            self.time_boot_ms(now_s), self.n - self.home_n, self.e - self.home_e, -self.u,
-            self.vn, self.ve, -self.vu,
+            self.time_boot_ms(now_s),
+            self.n - self.home_n,
+            self.e - self.home_e,
+            -self.u,
+            self.vn,
+            self.ve,
+            -self.vu,
         )
 
     def gps_raw_int(self, now_s: float) -> Message:
@@ -916,9 +970,22 @@ class SimVehicle:
         gs = math.hypot(self.ve, self.vn)
         cog = int(math.degrees(math.atan2(self.ve, self.vn)) % 360 * 100) if gs > 0.1 else 65535
         return mav.MAVLink_gps_raw_int_message(
-            int(now_s * 1e6), fix, int(lat * 1e7), int(lon * 1e7), int(self.alt_amsl_m * 1000),
-            70 if self.gps_ok else 9999, 110 if self.gps_ok else 9999, int(gs * 100), cog, sats,
-            int(self.alt_amsl_m * 1000) + 30000, 500, 800, 200, 0, 0,
+            int(now_s * 1e6),
+            fix,
+            int(lat * 1e7),
+            int(lon * 1e7),
+            int(self.alt_amsl_m * 1000),
+            70 if self.gps_ok else 9999,
+            110 if self.gps_ok else 9999,
+            int(gs * 100),
+            cog,
+            sats,
+            int(self.alt_amsl_m * 1000) + 30000,
+            500,
+            800,
+            200,
+            0,
+            0,
         )
 
     def attitude(self, now_s: float) -> Message:
@@ -930,13 +997,19 @@ class SimVehicle:
         )
 
     def vfr_hud(self, now_s: float) -> Message:
-        air = math.hypot(self.ve - self.wind.now_e, self.vn - self.wind.now_n) if self.in_air else 0.0
+        air = (
+            math.hypot(self.ve - self.wind.now_e, self.vn - self.wind.now_n) if self.in_air else 0.0
+        )
         throttle = 0
         if self.armed:
             throttle = 55 if self.in_air else 8
         return mav.MAVLink_vfr_hud_message(
-            air, math.hypot(self.ve, self.vn), int(math.degrees(self.yaw_rad) % 360),
-            throttle, self.alt_amsl_m, self.vu,
+            air,
+            math.hypot(self.ve, self.vn),
+            int(math.degrees(self.yaw_rad) % 360),
+            throttle,
+            self.alt_amsl_m,
+            self.vu,
         )
 
     def extended_sys_state(self, now_s: float) -> Message:
@@ -954,8 +1027,15 @@ class SimVehicle:
         # estimator tell it, so report zeros with large variance on the ground.
         if self.in_air:
             return mav.MAVLink_wind_cov_message(
-                int(now_s * 1e6), self.wind.now_n, self.wind.now_e, 0.0, 0.3, 0.3, self.alt_amsl_m,
-                0.5, 0.5,
+                int(now_s * 1e6),
+                self.wind.now_n,
+                self.wind.now_e,
+                0.0,
+                0.3,
+                0.3,
+                self.alt_amsl_m,
+                0.5,
+                0.5,
             )
         return mav.MAVLink_wind_cov_message(
             int(now_s * 1e6), 0.0, 0.0, 0.0, 100.0, 100.0, self.alt_amsl_m, 10.0, 10.0
@@ -964,8 +1044,17 @@ class SimVehicle:
     def _home_position_msg(self, now_s: float) -> Message:
         lat, lon = self.frame.to_latlon(self.home_e, self.home_n)
         return mav.MAVLink_home_position_message(
-            int(lat * 1e7), int(lon * 1e7), int(self.home_alt_amsl_m * 1000),
-            0.0, 0.0, 0.0, [1.0, 0.0, 0.0, 0.0], 0.0, 0.0, 0.0, int(now_s * 1e6),
+            int(lat * 1e7),
+            int(lon * 1e7),
+            int(self.home_alt_amsl_m * 1000),
+            0.0,
+            0.0,
+            0.0,
+            [1.0, 0.0, 0.0, 0.0],
+            0.0,
+            0.0,
+            0.0,
+            int(now_s * 1e6),
         )
 
     def home_position(self, now_s: float) -> Message:
@@ -1025,8 +1114,17 @@ class SimVehicle:
             caps |= mav.MAV_PROTOCOL_CAPABILITY_PARAM_ENCODE_C_CAST
         uid = 0x4E45535400000000 | self.sysid
         return mav.MAVLink_autopilot_version_message(
-            caps, self.flavour.flight_sw_version, 0, 0, 0,
-            b"nestsim\x00", b"\x00" * 8, b"\x00" * 8, 0x1209, 0x5740 + self.sysid % 16, uid,
+            caps,
+            self.flavour.flight_sw_version,
+            0,
+            0,
+            0,
+            b"nestsim\x00",
+            b"\x00" * 8,
+            b"\x00" * 8,
+            0x1209,
+            0x5740 + self.sysid % 16,
+            uid,
             [0] * 18,
         )
 
@@ -1070,8 +1168,18 @@ class SimVehicle:
             self.n += self.vn * dt_s
         else:
             self.e, self.n, self.ve, self.vn = approach_2d(
-                self.e, self.n, self.ve, self.vn, te, tn, speed, af.horizontal_accel_mps2, dt_s,
-                we, wn, af.max_airspeed_mps,
+                self.e,
+                self.n,
+                self.ve,
+                self.vn,
+                te,
+                tn,
+                speed,
+                af.horizontal_accel_mps2,
+                dt_s,
+                we,
+                wn,
+                af.max_airspeed_mps,
             )
         if self.landed is Landed.LANDING:
             down = af.descent_speed_mps if self.u > 8.0 else self._land_speed()
@@ -1087,8 +1195,13 @@ class SimVehicle:
                 self.say(mav.MAV_SEVERITY_INFO, "Landing detected")
         else:
             self.u, self.vu = approach(
-                self.u, self.vu, tu, af.climb_speed_mps, af.descent_speed_mps,
-                af.vertical_accel_mps2, dt_s,
+                self.u,
+                self.vu,
+                tu,
+                af.climb_speed_mps,
+                af.descent_speed_mps,
+                af.vertical_accel_mps2,
+                dt_s,
             )
             if self.landed is Landed.TAKEOFF and self.u >= self.takeoff_alt_m - 0.5:
                 self.landed = Landed.IN_AIR
@@ -1166,7 +1279,7 @@ class SimVehicle:
                     else float(self.params["RTL_LOIT_TIME"]) / 1000.0
                 )
                 self.rtl_loiter_until_s = now_s + max(delay, 0.0)
-                self.rtl_phase = RtlPhase.LOITER if delay >= 0 else RtlPhase.LOITER
+                self.rtl_phase = RtlPhase.LOITER
         if self.rtl_phase is RtlPhase.LOITER:
             delay_forever = self.flavour.name == "px4" and self.params["RTL_LAND_DELAY"] < 0
             if not delay_forever and now_s >= self.rtl_loiter_until_s:
@@ -1232,31 +1345,40 @@ class SimVehicle:
                 self.hold_e, self.hold_n, self.hold_u = self.e, self.n, max(u, self.u)
                 self.item_phase = 1
             return self.u >= self.hold_u - 0.5
-        if self.is_landed and not (cmd == mav.MAV_CMD_NAV_LAND and self.item_phase == 2):
-            if cmd in (mav.MAV_CMD_NAV_WAYPOINT, mav.MAV_CMD_NAV_LOITER_TIME,
-                       mav.MAV_CMD_NAV_LOITER_UNLIM, mav.MAV_CMD_NAV_LAND):
-                # Started on the ground without a takeoff item: PX4 climbs first.
-                if self.item_phase == 0 and self.flavour.name == "px4":
-                    self._start_takeoff(now_s, max(self.params["MIS_TAKEOFF_ALT"], 2.5))
-                    self.item_phase = 0
-                return False
-        if cmd in (mav.MAV_CMD_NAV_WAYPOINT, mav.MAV_CMD_NAV_LOITER_TIME,
-                   mav.MAV_CMD_NAV_LOITER_UNLIM, mav.MAV_CMD_NAV_LOITER_TO_ALT):
+        landing_done = cmd == mav.MAV_CMD_NAV_LAND and self.item_phase == 2
+        if self.is_landed and not landing_done and cmd in _NEEDS_AIRBORNE:
+            # Started on the ground without a takeoff item: PX4 climbs first.
+            if self.flavour.name == "px4":
+                self._start_takeoff(now_s, max(self.params["MIS_TAKEOFF_ALT"], 2.5))
+            return False
+        if cmd in (
+            mav.MAV_CMD_NAV_WAYPOINT,
+            mav.MAV_CMD_NAV_LOITER_TIME,
+            mav.MAV_CMD_NAV_LOITER_UNLIM,
+            mav.MAV_CMD_NAV_LOITER_TO_ALT,
+        ):
             e, n, u = self._item_target(item)
             if self.item_phase == 0:
                 self.hold_e, self.hold_n, self.hold_u = e, n, u
                 self.item_phase = 1
             if self.item_phase == 1:
-                radius = item.param2 if cmd == mav.MAV_CMD_NAV_WAYPOINT and item.param2 > 0 else (
-                    float(self.params["NAV_ACC_RAD"]) if self.flavour.name == "px4"
-                    else float(self.params["WPNAV_RADIUS"]) / 100.0
+                radius = (
+                    item.param2
+                    if cmd == mav.MAV_CMD_NAV_WAYPOINT and item.param2 > 0
+                    else (
+                        float(self.params["NAV_ACC_RAD"])
+                        if self.flavour.name == "px4"
+                        else float(self.params["WPNAV_RADIUS"]) / 100.0
+                    )
                 )
                 if cmd != mav.MAV_CMD_NAV_WAYPOINT:
                     radius = min(radius, 2.0)
                 if math.hypot(self.e - e, self.n - n) <= radius and abs(self.u - u) <= 1.0:
-                    wait = item.param1 if cmd in (
-                        mav.MAV_CMD_NAV_WAYPOINT, mav.MAV_CMD_NAV_LOITER_TIME
-                    ) else 0.0
+                    wait = (
+                        item.param1
+                        if cmd in (mav.MAV_CMD_NAV_WAYPOINT, mav.MAV_CMD_NAV_LOITER_TIME)
+                        else 0.0
+                    )
                     self.item_wait_until_s = now_s + max(wait if math.isfinite(wait) else 0.0, 0.0)
                     self.item_phase = 2
                 else:
@@ -1355,19 +1477,25 @@ class SimVehicle:
             if now_s - self.touchdown_s >= delay:
                 self.armed = False
                 self.has_flown = False
-                self.say(mav.MAV_SEVERITY_INFO, "Disarmed by landing" if px4 else "Disarming motors")
+                self.say(
+                    mav.MAV_SEVERITY_INFO, "Disarmed by landing" if px4 else "Disarming motors"
+                )
                 if px4:
                     if self.mode.nav is Nav.MISSION and not self.mission_done:
                         self._mission_finished(now_s)
                     self.mode = self.flavour.mode(self.flavour.loiter_mode)
         elif not self.has_flown:
-            delay = float(self.params["COM_DISARM_PRFLT"]) if px4 else float(
-                self.params["DISARM_DELAY"]
+            delay = (
+                float(self.params["COM_DISARM_PRFLT"])
+                if px4
+                else float(self.params["DISARM_DELAY"])
             )
             if delay > 0 and now_s - self.armed_at_s >= delay:
                 self.armed = False
-                self.say(mav.MAV_SEVERITY_INFO, "Disarmed by auto preflight disarming" if px4
-                         else "Disarming motors")
+                self.say(
+                    mav.MAV_SEVERITY_INFO,
+                    "Disarmed by auto preflight disarming" if px4 else "Disarming motors",
+                )
 
     # -- failsafes --------------------------------------------------------------------
 
@@ -1433,10 +1561,12 @@ class SimVehicle:
                 level = 1
             if level > self.battery_level:
                 self.battery_level = level
-                text = {1: "Low battery level! Return advised", 2: "Critical battery level!",
-                        3: "Emergency battery level! Land now"}[level]
-                self.say(mav.MAV_SEVERITY_CRITICAL if level > 1 else mav.MAV_SEVERITY_WARNING,
-                         text)
+                text = {
+                    1: "Low battery level! Return advised",
+                    2: "Critical battery level!",
+                    3: "Emergency battery level! Land now",
+                }[level]
+                self.say(mav.MAV_SEVERITY_CRITICAL if level > 1 else mav.MAV_SEVERITY_WARNING, text)
                 act = int(self.params["COM_LOW_BAT_ACT"])
                 if airborne:
                     if act == 2 and level >= 2:
@@ -1457,10 +1587,14 @@ class SimVehicle:
             level = 1
         if level > self.battery_level:
             self.battery_level = level
-            self.say(mav.MAV_SEVERITY_CRITICAL,
-                     "Battery 1 is %s %.2fV used %.0f mAh" % (
-                         "low" if level == 1 else "critical", self.battery.voltage_v,
-                         self.battery.consumed_mah))
+            self.say(
+                mav.MAV_SEVERITY_CRITICAL,
+                "Battery 1 is {} {:.2f}V used {:.0f} mAh".format(
+                    "low" if level == 1 else "critical",
+                    self.battery.voltage_v,
+                    self.battery.consumed_mah,
+                ),
+            )
             act = int(self.params["BATT_FS_LOW_ACT" if level == 1 else "BATT_FS_CRT_ACT"])
             action = {1: "land", 2: "rtl", 3: "rtl", 4: "land", 5: "terminate"}.get(act)
             if airborne and action:
@@ -1469,8 +1603,11 @@ class SimVehicle:
     def _fence_failsafe(self, now_s: float, airborne: bool) -> None:
         px4 = self.flavour.name == "px4"
         enabled = (
-            (not self.fence.empty or self.params["GF_MAX_HOR_DIST"] > 0
-             or self.params["GF_MAX_VER_DIST"] > 0)
+            (
+                not self.fence.empty
+                or self.params["GF_MAX_HOR_DIST"] > 0
+                or self.params["GF_MAX_VER_DIST"] > 0
+            )
             if px4
             else bool(self.params["FENCE_ENABLE"])
         )
@@ -1513,8 +1650,10 @@ class SimVehicle:
     def set_gps(self, ok: bool) -> None:
         if ok != self.gps_ok:
             self.gps_ok = ok
-            self.say(mav.MAV_SEVERITY_CRITICAL if not ok else mav.MAV_SEVERITY_INFO,
-                     "GPS fix lost" if not ok else "GPS fix regained")
+            self.say(
+                mav.MAV_SEVERITY_CRITICAL if not ok else mav.MAV_SEVERITY_INFO,
+                "GPS fix lost" if not ok else "GPS fix regained",
+            )
 
     def set_battery_soc(self, soc: float) -> None:
         self.battery.energy_wh = self.battery.capacity_wh * min(max(soc, 0.0), 1.0)

@@ -7,14 +7,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-
 from nestsim.fleet import Fleet
+
 from tests.conftest import fleet_config
 from tests.sim.gcs import TestGcs
 
 
 @contextlib.asynccontextmanager
-async def sim(autopilot: str = "px4", n: int = 1, **kw: Any) -> AsyncIterator[tuple[Fleet, list[TestGcs]]]:
+async def sim(
+    autopilot: str = "px4", n: int = 1, **kw: Any
+) -> AsyncIterator[tuple[Fleet, list[TestGcs]]]:
     """A running fleet with one listening TestGcs on each vehicle's API link, all heard from."""
     kw.setdefault("speed", 10.0)
     cfg = fleet_config(n, autopilot=autopilot, **kw)

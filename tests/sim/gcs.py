@@ -68,8 +68,11 @@ class TestGcs(asyncio.DatagramProtocol):
         self.transport.sendto(data, addr)
 
     def heartbeat(self) -> None:
-        self.send(mav.MAVLink_heartbeat_message(mav.MAV_TYPE_GCS, mav.MAV_AUTOPILOT_INVALID, 0, 0,
-                                                mav.MAV_STATE_ACTIVE, 3))
+        self.send(
+            mav.MAVLink_heartbeat_message(
+                mav.MAV_TYPE_GCS, mav.MAV_AUTOPILOT_INVALID, 0, 0, mav.MAV_STATE_ACTIVE, 3
+            )
+        )
 
     def command(self, cmd: int, *params: float, target: int = 1) -> None:
         p = [*params, *[0.0] * (7 - len(params))]
@@ -77,10 +80,16 @@ class TestGcs(asyncio.DatagramProtocol):
 
     # -- waiting ---------------------------------------------------------------------
 
-    async def expect(self, mtype: str, pred: Predicate | None = None, timeout: float = 5.0,
-                     since: int | None = None) -> Any:
+    async def expect(
+        self,
+        mtype: str,
+        pred: Predicate | None = None,
+        timeout: float = 5.0,
+        since: int | None = None,
+    ) -> Any:
         """The first message of `mtype` matching `pred`, received after index `since`
         (default: from now on)."""
+
         def match(m: Any) -> bool:
             return m.get_type() == mtype and (pred is None or pred(m))
 
@@ -98,8 +107,9 @@ class TestGcs(asyncio.DatagramProtocol):
         finally:
             self._waiters.remove(entry)
 
-    async def command_ack(self, cmd: int, *params: float, target: int = 1,
-                          timeout: float = 3.0) -> int:
+    async def command_ack(
+        self, cmd: int, *params: float, target: int = 1, timeout: float = 3.0
+    ) -> int:
         mark = len(self.log)
         self.command(cmd, *params, target=target)
         ack = await self.expect("COMMAND_ACK", lambda m: m.command == cmd, timeout, since=mark)
@@ -114,6 +124,7 @@ class TestGcs(asyncio.DatagramProtocol):
     @contextlib.asynccontextmanager
     async def heartbeats(self, period_s: float = 0.2):  # type: ignore[no-untyped-def]
         """Keep sending GCS heartbeats while inside the block."""
+
         async def beat() -> None:
             while True:
                 if self.peer is not None:
@@ -129,19 +140,33 @@ class TestGcs(asyncio.DatagramProtocol):
                 await task
 
 
-def mission_item(seq: int, lat: float, lon: float, alt: float,
-                 command: int = mav.MAV_CMD_NAV_WAYPOINT, *, frame: int | None = None,
-                 params: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
-                 mission_type: int = mav.MAV_MISSION_TYPE_MISSION, target: int = 1) -> Any:
+def mission_item(
+    seq: int,
+    lat: float,
+    lon: float,
+    alt: float,
+    command: int = mav.MAV_CMD_NAV_WAYPOINT,
+    *,
+    frame: int | None = None,
+    params: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+    mission_type: int = mav.MAV_MISSION_TYPE_MISSION,
+    target: int = 1,
+) -> Any:
     fr = mav.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT if frame is None else frame
     x = int(round(lat * 1e7)) if math.isfinite(lat) else 0
     y = int(round(lon * 1e7)) if math.isfinite(lon) else 0
-    return mav.MAVLink_mission_item_int_message(target, 1, seq, fr, command, 0, 1, *params, x, y,
-                                                alt, mission_type)
+    return mav.MAVLink_mission_item_int_message(
+        target, 1, seq, fr, command, 0, 1, *params, x, y, alt, mission_type
+    )
 
 
-async def upload(gcs: TestGcs, items: list[Any], mission_type: int = mav.MAV_MISSION_TYPE_MISSION,
-                 target: int = 1, timeout: float = 5.0) -> int:
+async def upload(
+    gcs: TestGcs,
+    items: list[Any],
+    mission_type: int = mav.MAV_MISSION_TYPE_MISSION,
+    target: int = 1,
+    timeout: float = 5.0,
+) -> int:
     """Upload `items` answering the vehicle's requests; returns the MISSION_ACK result."""
     mark = len(gcs.log)
     gcs.send(mav.MAVLink_mission_count_message(target, 1, len(items), mission_type), sysid=target)
@@ -169,20 +194,23 @@ async def upload(gcs: TestGcs, items: list[Any], mission_type: int = mav.MAV_MIS
     raise AssertionError("upload timed out")
 
 
-async def download(gcs: TestGcs, mission_type: int = mav.MAV_MISSION_TYPE_MISSION,
-                   target: int = 1) -> list[Any]:
+async def download(
+    gcs: TestGcs, mission_type: int = mav.MAV_MISSION_TYPE_MISSION, target: int = 1
+) -> list[Any]:
     mark = len(gcs.log)
     gcs.send(mav.MAVLink_mission_request_list_message(target, 1, mission_type), sysid=target)
     cnt = await gcs.expect("MISSION_COUNT", lambda m: m.mission_type == mission_type, since=mark)
     items = []
     for seq in range(cnt.count):
         mark = len(gcs.log)
-        gcs.send(mav.MAVLink_mission_request_int_message(target, 1, seq, mission_type),
-                 sysid=target)
-        items.append(await gcs.expect("MISSION_ITEM_INT", lambda m, s=seq: m.seq == s,
-                                      since=mark))
-    gcs.send(mav.MAVLink_mission_ack_message(target, 1, mav.MAV_MISSION_ACCEPTED, mission_type),
-             sysid=target)
+        gcs.send(
+            mav.MAVLink_mission_request_int_message(target, 1, seq, mission_type), sysid=target
+        )
+        items.append(await gcs.expect("MISSION_ITEM_INT", lambda m, s=seq: m.seq == s, since=mark))
+    gcs.send(
+        mav.MAVLink_mission_ack_message(target, 1, mav.MAV_MISSION_ACCEPTED, mission_type),
+        sysid=target,
+    )
     return items
 
 

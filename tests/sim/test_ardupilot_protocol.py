@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from nestsim.fleet import Fleet
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
-from nestsim.fleet import Fleet
 from tests.sim.conftest import sim
 from tests.sim.gcs import TestGcs, download, mission_item, until, upload
 
@@ -16,8 +16,9 @@ AP_GUIDED, AP_AUTO, AP_LOITER, AP_RTL, AP_LAND = 4, 3, 5, 6, 9
 
 
 async def set_mode(gcs: TestGcs, number: int) -> int:
-    return await gcs.command_ack(mav.MAV_CMD_DO_SET_MODE,
-                                 mav.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, number)
+    return await gcs.command_ack(
+        mav.MAV_CMD_DO_SET_MODE, mav.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, number
+    )
 
 
 async def test_heartbeat_is_ardupilotmega_in_stabilize(ardupilot: tuple[Fleet, TestGcs]) -> None:
@@ -32,8 +33,12 @@ async def test_streams_nothing_but_heartbeat_until_asked(ardupilot: tuple[Fleet,
     _, gcs = ardupilot
     await asyncio.sleep(1.2)
     assert {m.get_type() for m in gcs.log} == {"HEARTBEAT"}
-    assert await gcs.command_ack(mav.MAV_CMD_SET_MESSAGE_INTERVAL,
-                                 mav.MAVLINK_MSG_ID_GLOBAL_POSITION_INT, 100_000) == ACCEPTED
+    assert (
+        await gcs.command_ack(
+            mav.MAV_CMD_SET_MESSAGE_INTERVAL, mav.MAVLINK_MSG_ID_GLOBAL_POSITION_INT, 100_000
+        )
+        == ACCEPTED
+    )
     mark = len(gcs.log)
     gcs.send(mav.MAVLink_request_data_stream_message(1, 1, mav.MAV_DATA_STREAM_EXTRA1, 10, 1))
     await asyncio.sleep(1.0)
@@ -43,9 +48,13 @@ async def test_streams_nothing_but_heartbeat_until_asked(ardupilot: tuple[Fleet,
 
 
 async def test_reboot_forgets_requested_streams(ardupilot: tuple[Fleet, TestGcs]) -> None:
-    fleet, gcs = ardupilot
-    assert await gcs.command_ack(mav.MAV_CMD_SET_MESSAGE_INTERVAL,
-                                 mav.MAVLINK_MSG_ID_ATTITUDE, 100_000) == ACCEPTED
+    _fleet, gcs = ardupilot
+    assert (
+        await gcs.command_ack(
+            mav.MAV_CMD_SET_MESSAGE_INTERVAL, mav.MAVLINK_MSG_ID_ATTITUDE, 100_000
+        )
+        == ACCEPTED
+    )
     await gcs.expect("ATTITUDE")
     assert await gcs.command_ack(mav.MAV_CMD_PREFLIGHT_REBOOT_SHUTDOWN, 1) == ACCEPTED
     await asyncio.sleep(0.5)  # 2 s of simulated boot at 10x
@@ -56,21 +65,24 @@ async def test_reboot_forgets_requested_streams(ardupilot: tuple[Fleet, TestGcs]
 
 
 async def test_refuses_to_arm_until_position_estimate_is_ready() -> None:
-    async with sim("ardupilot", speed=10.0, ekf_ready_s=20.0) as (fleet, (gcs,)):
+    async with sim("ardupilot", speed=10.0, ekf_ready_s=20.0) as (_fleet, (gcs,)):
         mark = len(gcs.log)
         assert await set_mode(gcs, AP_GUIDED) == ACCEPTED
         assert await gcs.command_ack(mav.MAV_CMD_COMPONENT_ARM_DISARM, 1) == mav.MAV_RESULT_FAILED
-        await gcs.expect("STATUSTEXT", lambda m: m.text == "Arm: Need Position Estimate",
-                         since=mark)
+        await gcs.expect(
+            "STATUSTEXT", lambda m: m.text == "Arm: Need Position Estimate", since=mark
+        )
         await asyncio.sleep(2.2)  # past 20 s of simulated time
         assert await gcs.command_ack(mav.MAV_CMD_COMPONENT_ARM_DISARM, 1) == ACCEPTED
 
 
 async def test_refuses_to_arm_in_auto(ardupilot: tuple[Fleet, TestGcs]) -> None:
-    fleet, gcs = ardupilot
+    _fleet, gcs = ardupilot
     await asyncio.sleep(0.4)
-    items = [mission_item(0, HOME_LAT, HOME_LON, 0),
-             mission_item(1, 0, 0, 10, mav.MAV_CMD_NAV_TAKEOFF)]
+    items = [
+        mission_item(0, HOME_LAT, HOME_LON, 0),
+        mission_item(1, 0, 0, 10, mav.MAV_CMD_NAV_TAKEOFF),
+    ]
     assert await upload(gcs, items) == mav.MAV_MISSION_ACCEPTED
     assert await set_mode(gcs, AP_AUTO) == ACCEPTED
     mark = len(gcs.log)
@@ -82,7 +94,8 @@ async def test_takeoff_needs_guided_and_armed(ardupilot: tuple[Fleet, TestGcs]) 
     fleet, gcs = ardupilot
     await asyncio.sleep(0.4)
     assert await gcs.command_ack(mav.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, 10) == (
-        mav.MAV_RESULT_FAILED)
+        mav.MAV_RESULT_FAILED
+    )
     assert await set_mode(gcs, AP_GUIDED) == ACCEPTED
     assert await gcs.command_ack(mav.MAV_CMD_COMPONENT_ARM_DISARM, 1) == ACCEPTED
     assert await gcs.command_ack(mav.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, 10) == ACCEPTED
@@ -94,10 +107,12 @@ async def test_takeoff_needs_guided_and_armed(ardupilot: tuple[Fleet, TestGcs]) 
 async def test_upload_is_answered_with_mission_request_and_seq0_is_home(
     ardupilot: tuple[Fleet, TestGcs],
 ) -> None:
-    fleet, gcs = ardupilot
-    items = [mission_item(0, 10.0, 10.0, 999),  # whatever is sent at seq 0 is ignored
-             mission_item(1, 0, 0, 10, mav.MAV_CMD_NAV_TAKEOFF),
-             mission_item(2, HOME_LAT + 0.001, HOME_LON, 10)]
+    _fleet, gcs = ardupilot
+    items = [
+        mission_item(0, 10.0, 10.0, 999),  # whatever is sent at seq 0 is ignored
+        mission_item(1, 0, 0, 10, mav.MAV_CMD_NAV_TAKEOFF),
+        mission_item(2, HOME_LAT + 0.001, HOME_LON, 10),
+    ]
     mark = len(gcs.log)
     assert await upload(gcs, items) == mav.MAV_MISSION_ACCEPTED
     requests = [m.get_type() for m in gcs.log[mark:] if m.get_type().startswith("MISSION_REQ")]

@@ -6,20 +6,22 @@ import asyncio
 import json
 
 import pytest
+from nestsim.control import ControlServer, request
+from nestsim.fleet import Fleet, FleetConfig, FleetError
 from pymavlink.dialects.v10 import ardupilotmega as mav1
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
-from nestsim.control import ControlServer, request
-from nestsim.fleet import Fleet, FleetConfig, FleetError
 from tests.sim.gcs import TestGcs
 
 ACCEPTED = mav.MAV_RESULT_ACCEPTED
 
 
 def _arm_frame(gcs: TestGcs) -> bytes:
-    return bytes(mav.MAVLink_command_long_message(
-        1, 1, mav.MAV_CMD_REQUEST_MESSAGE, 0, mav.MAVLINK_MSG_ID_HOME_POSITION, 0, 0, 0, 0, 0, 0
-    ).pack(gcs.encoder))
+    return bytes(
+        mav.MAVLink_command_long_message(
+            1, 1, mav.MAV_CMD_REQUEST_MESSAGE, 0, mav.MAVLINK_MSG_ID_HOME_POSITION, 0, 0, 0, 0, 0, 0
+        ).pack(gcs.encoder)
+    )
 
 
 async def test_garbage_bytes_are_counted_and_the_link_keeps_working(
@@ -27,15 +29,20 @@ async def test_garbage_bytes_are_counted_and_the_link_keeps_working(
 ) -> None:
     fleet, gcs = px4
     gcs.send_raw(b"\x00\xff" * 40 + b"hello, vehicle")
-    assert await gcs.command_ack(mav.MAV_CMD_REQUEST_MESSAGE,
-                                 mav.MAVLINK_MSG_ID_HOME_POSITION) == ACCEPTED
+    assert (
+        await gcs.command_ack(mav.MAV_CMD_REQUEST_MESSAGE, mav.MAVLINK_MSG_ID_HOME_POSITION)
+        == ACCEPTED
+    )
     assert fleet.vehicle(0).counters["bad_frames"] >= 1
 
 
 async def test_bad_crc_frame_is_dropped(px4: tuple[Fleet, TestGcs]) -> None:
     fleet, gcs = px4
-    frame = bytearray(mav.MAVLink_command_long_message(
-        1, 1, mav.MAV_CMD_COMPONENT_ARM_DISARM, 0, 1, 0, 0, 0, 0, 0, 0).pack(gcs.encoder))
+    frame = bytearray(
+        mav.MAVLink_command_long_message(
+            1, 1, mav.MAV_CMD_COMPONENT_ARM_DISARM, 0, 1, 0, 0, 0, 0, 0, 0
+        ).pack(gcs.encoder)
+    )
     frame[-1] ^= 0x5A
     mark = len(gcs.log)
     gcs.send_raw(bytes(frame))
@@ -48,10 +55,12 @@ async def test_bad_crc_frame_is_dropped(px4: tuple[Fleet, TestGcs]) -> None:
 async def test_truncated_frame_does_not_swallow_the_next_datagram(
     px4: tuple[Fleet, TestGcs],
 ) -> None:
-    fleet, gcs = px4
+    _fleet, gcs = px4
     gcs.send_raw(_arm_frame(gcs)[:9])
-    assert await gcs.command_ack(mav.MAV_CMD_REQUEST_MESSAGE,
-                                 mav.MAVLINK_MSG_ID_HOME_POSITION) == ACCEPTED
+    assert (
+        await gcs.command_ack(mav.MAV_CMD_REQUEST_MESSAGE, mav.MAVLINK_MSG_ID_HOME_POSITION)
+        == ACCEPTED
+    )
 
 
 async def test_unknown_message_id_is_counted(px4: tuple[Fleet, TestGcs]) -> None:
@@ -60,8 +69,10 @@ async def test_unknown_message_id_is_counted(px4: tuple[Fleet, TestGcs]) -> None
     frame = bytearray(_arm_frame(gcs))
     frame[7], frame[8], frame[9] = 0xEE, 0xEE, 0x00
     gcs.send_raw(bytes(frame))
-    assert await gcs.command_ack(mav.MAV_CMD_REQUEST_MESSAGE,
-                                 mav.MAVLINK_MSG_ID_HOME_POSITION) == ACCEPTED
+    assert (
+        await gcs.command_ack(mav.MAV_CMD_REQUEST_MESSAGE, mav.MAVLINK_MSG_ID_HOME_POSITION)
+        == ACCEPTED
+    )
     c = fleet.vehicle(0).counters
     assert c["unknown_messages"] + c["bad_frames"] >= 1
 
@@ -70,7 +81,8 @@ async def test_mavlink1_command_is_understood(px4: tuple[Fleet, TestGcs]) -> Non
     fleet, gcs = px4
     enc1 = mav1.MAVLink(None, 255, 190)
     frame = mav1.MAVLink_command_long_message(
-        1, 1, mav.MAV_CMD_COMPONENT_ARM_DISARM, 0, 1, 0, 0, 0, 0, 0, 0).pack(enc1)
+        1, 1, mav.MAV_CMD_COMPONENT_ARM_DISARM, 0, 1, 0, 0, 0, 0, 0, 0
+    ).pack(enc1)
     assert frame[0] == 0xFE
     mark = len(gcs.log)
     gcs.send_raw(frame)
@@ -81,8 +93,10 @@ async def test_mavlink1_command_is_understood(px4: tuple[Fleet, TestGcs]) -> Non
 async def test_mission_item_without_an_upload_is_ignored(px4: tuple[Fleet, TestGcs]) -> None:
     fleet, gcs = px4
     gcs.send(mav.MAVLink_mission_item_int_message(1, 1, 0, 6, 16, 0, 1, 0, 0, 0, 0, 1, 1, 10, 0))
-    assert await gcs.command_ack(mav.MAV_CMD_REQUEST_MESSAGE,
-                                 mav.MAVLINK_MSG_ID_HOME_POSITION) == ACCEPTED
+    assert (
+        await gcs.command_ack(mav.MAV_CMD_REQUEST_MESSAGE, mav.MAVLINK_MSG_ID_HOME_POSITION)
+        == ACCEPTED
+    )
     assert fleet.vehicle(0).counters["ignored_mission"] == 1
     assert fleet.vehicle(0).missions(0) == []
 
@@ -107,7 +121,8 @@ async def test_mission_mode_without_a_mission_is_denied(px4: tuple[Fleet, TestGc
 async def test_set_home_with_out_of_range_position_is_denied(px4: tuple[Fleet, TestGcs]) -> None:
     _, gcs = px4
     assert await gcs.command_ack(mav.MAV_CMD_DO_SET_HOME, 0, 0, 0, 0, 91.0, 0, 100) == (
-        mav.MAV_RESULT_DENIED)
+        mav.MAV_RESULT_DENIED
+    )
 
 
 async def test_set_message_interval_for_unknown_message_is_unsupported(
@@ -115,7 +130,8 @@ async def test_set_message_interval_for_unknown_message_is_unsupported(
 ) -> None:
     _, gcs = px4
     assert await gcs.command_ack(mav.MAV_CMD_SET_MESSAGE_INTERVAL, 60001, 100000) == (
-        mav.MAV_RESULT_UNSUPPORTED)
+        mav.MAV_RESULT_UNSUPPORTED
+    )
 
 
 # -- configuration and control API ---------------------------------------------------------
@@ -170,7 +186,8 @@ async def test_control_server_cuts_and_restores_a_link_over_tcp(
     port = await server.start()
     try:
         assert await request(port, {"cmd": "cut_link", "vehicle": 0, "duration_s": 0.6}) == {
-            "ok": True}
+            "ok": True
+        }
         await asyncio.sleep(0.1)
         mark = len(gcs.log)
         await asyncio.sleep(0.3)

@@ -1,13 +1,13 @@
-"""Flights in nestsim: missions to completion, landing, delivery, and the autopilot's own failsafes."""
+"""Flights in nestsim: missions, landing, delivery, and the autopilot's own failsafes."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 
+from nestsim.fleet import Fleet
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
-from nestsim.fleet import Fleet
 from tests.sim.conftest import sim
 from tests.sim.gcs import TestGcs, mission_item, until, upload
 
@@ -28,8 +28,12 @@ async def arm_and_start(gcs: TestGcs) -> None:
 async def take_off(gcs: TestGcs, fleet: Fleet, alt_m: float = 20.0) -> None:
     v = fleet.vehicle(0)
     assert await gcs.command_ack(mav.MAV_CMD_COMPONENT_ARM_DISARM, 1) == ACCEPTED
-    assert await gcs.command_ack(mav.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, NAN, NAN, NAN,
-                                 v.home_alt_amsl_m + alt_m) == ACCEPTED
+    assert (
+        await gcs.command_ack(
+            mav.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, NAN, NAN, NAN, v.home_alt_amsl_m + alt_m
+        )
+        == ACCEPTED
+    )
     await until(lambda: v.alt_rel_m > alt_m - 0.6, 10.0, "takeoff altitude")
 
 
@@ -53,8 +57,10 @@ async def test_px4_mission_flown_to_completion_reaches_each_item_then_loiters(
     await gcs.expect("HEARTBEAT", lambda m: m.custom_mode == px4_mode(4, 3), since=mark)
     assert v.armed and v.in_air
     lat, lon = v.lat_deg, v.lon_deg
-    assert math.hypot((lat - (HOME_LAT + 0.0015)) * 111_000,
-                      (lon - (HOME_LON + 0.0009)) * 93_000) < 3.0
+    assert (
+        math.hypot((lat - (HOME_LAT + 0.0015)) * 111_000, (lon - (HOME_LON + 0.0009)) * 93_000)
+        < 3.0
+    )
     cur = await gcs.expect("MISSION_CURRENT", since=len(gcs.log))
     assert cur.mission_state == mav.MISSION_STATE_COMPLETE and cur.total == 4
     # and the last MISSION_ITEM_REACHED keeps repeating about once a second
@@ -66,9 +72,11 @@ async def test_px4_mission_flown_to_completion_reaches_each_item_then_loiters(
 async def test_px4_landing_disarms_and_returns_to_loiter(px4: tuple[Fleet, TestGcs]) -> None:
     fleet, gcs = px4
     v = fleet.vehicle(0)
-    items = [mission_item(0, 0, 0, 10, mav.MAV_CMD_NAV_TAKEOFF),
-             mission_item(1, HOME_LAT + 0.0003, HOME_LON, 10, params=(0, 2, 0, NAN)),
-             mission_item(2, HOME_LAT + 0.0003, HOME_LON, 0, mav.MAV_CMD_NAV_LAND)]
+    items = [
+        mission_item(0, 0, 0, 10, mav.MAV_CMD_NAV_TAKEOFF),
+        mission_item(1, HOME_LAT + 0.0003, HOME_LON, 10, params=(0, 2, 0, NAN)),
+        mission_item(2, HOME_LAT + 0.0003, HOME_LON, 0, mav.MAV_CMD_NAV_LAND),
+    ]
     assert await upload(gcs, items) == mav.MAV_MISSION_ACCEPTED
     mark = len(gcs.log)
     await arm_and_start(gcs)
@@ -89,8 +97,15 @@ async def test_winch_delivery_lowers_releases_and_retracts(px4: tuple[Fleet, Tes
         mission_item(0, 0, 0, 30, mav.MAV_CMD_NAV_TAKEOFF),
         mission_item(1, *dest, 30, params=(0, 1, 0, NAN)),
         mission_item(2, *dest, 7, params=(0, 0.5, 0, NAN)),
-        mission_item(3, 0, 0, 0, mav.MAV_CMD_DO_WINCH, frame=mav.MAV_FRAME_MISSION,
-                     params=(1, mav.WINCH_DELIVER, 0, 2.0)),
+        mission_item(
+            3,
+            0,
+            0,
+            0,
+            mav.MAV_CMD_DO_WINCH,
+            frame=mav.MAV_FRAME_MISSION,
+            params=(1, mav.WINCH_DELIVER, 0, 2.0),
+        ),
         mission_item(4, *dest, 30, params=(0, 1, 0, NAN)),
         mission_item(5, 0, 0, 0, mav.MAV_CMD_NAV_RETURN_TO_LAUNCH, frame=mav.MAV_FRAME_MISSION),
     ]
@@ -124,13 +139,31 @@ async def test_goto_rtl_and_land_commands(px4: tuple[Fleet, TestGcs]) -> None:
     v = fleet.vehicle(0)
     await take_off(gcs, fleet, 15.0)
     target = (HOME_LAT + 0.001, HOME_LON - 0.0005)
-    gcs.send(mav.MAVLink_command_int_message(
-        1, 1, mav.MAV_FRAME_GLOBAL_INT, mav.MAV_CMD_DO_REPOSITION, 0, 0, -1,
-        mav.MAV_DO_REPOSITION_FLAGS_CHANGE_MODE, 0, NAN, int(target[0] * 1e7),
-        int(target[1] * 1e7), v.home_alt_amsl_m + 25))
-    await until(lambda: math.hypot((v.lat_deg - target[0]) * 111_000,
-                                   (v.lon_deg - target[1]) * 93_000) < 1.0
-                and abs(v.alt_rel_m - 25) < 0.5, 15.0, "reposition reached")
+    gcs.send(
+        mav.MAVLink_command_int_message(
+            1,
+            1,
+            mav.MAV_FRAME_GLOBAL_INT,
+            mav.MAV_CMD_DO_REPOSITION,
+            0,
+            0,
+            -1,
+            mav.MAV_DO_REPOSITION_FLAGS_CHANGE_MODE,
+            0,
+            NAN,
+            int(target[0] * 1e7),
+            int(target[1] * 1e7),
+            v.home_alt_amsl_m + 25,
+        )
+    )
+    await until(
+        lambda: (
+            math.hypot((v.lat_deg - target[0]) * 111_000, (v.lon_deg - target[1]) * 93_000) < 1.0
+            and abs(v.alt_rel_m - 25) < 0.5
+        ),
+        15.0,
+        "reposition reached",
+    )
     assert v.mode_name == "AUTO.LOITER"
     assert await gcs.command_ack(mav.MAV_CMD_NAV_RETURN_TO_LAUNCH) == ACCEPTED
     assert v.mode_name == "AUTO.RTL"
@@ -188,16 +221,31 @@ async def test_fence_breach_takes_the_fence_action(px4: tuple[Fleet, TestGcs]) -
     v.params["GF_ACTION"] = 3  # return
     ft = mav.MAV_MISSION_TYPE_FENCE
     d = 0.0006  # ~65 m square around home
-    poly = [(HOME_LAT - d, HOME_LON - d), (HOME_LAT - d, HOME_LON + d),
-            (HOME_LAT + d, HOME_LON + d), (HOME_LAT + d, HOME_LON - d)]
-    fence = [mission_item(i, lat, lon, 0, mav.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION,
-                          frame=mav.MAV_FRAME_GLOBAL_INT, params=(4, 0, 0, 0), mission_type=ft)
-             for i, (lat, lon) in enumerate(poly)]
+    poly = [
+        (HOME_LAT - d, HOME_LON - d),
+        (HOME_LAT - d, HOME_LON + d),
+        (HOME_LAT + d, HOME_LON + d),
+        (HOME_LAT + d, HOME_LON - d),
+    ]
+    fence = [
+        mission_item(
+            i,
+            lat,
+            lon,
+            0,
+            mav.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION,
+            frame=mav.MAV_FRAME_GLOBAL_INT,
+            params=(4, 0, 0, 0),
+            mission_type=ft,
+        )
+        for i, (lat, lon) in enumerate(poly)
+    ]
     assert await upload(gcs, fence, ft) == mav.MAV_MISSION_ACCEPTED
     await take_off(gcs, fleet, 10.0)
     mark = len(gcs.log)
-    gcs.command(mav.MAV_CMD_DO_REPOSITION, -1, 0, 0, NAN, HOME_LAT + 0.003, HOME_LON,
-                v.home_alt_amsl_m + 10)
+    gcs.command(
+        mav.MAV_CMD_DO_REPOSITION, -1, 0, 0, NAN, HOME_LAT + 0.003, HOME_LON, v.home_alt_amsl_m + 10
+    )
     await until(lambda: v.mode_name == "AUTO.RTL", 15.0, "RTL on breach")
     await gcs.expect("STATUSTEXT", lambda m: "Geofence" in m.text, since=mark)
     assert abs(v.lat_deg - HOME_LAT) < d * 1.3  # caught near the edge
@@ -218,16 +266,43 @@ async def test_headwind_slows_groundspeed_and_costs_energy() -> None:
         calm, windy = fleet.vehicle(0), fleet.vehicle(1)
         fleet.set_wind(0.0, -15.0, index=1)  # blowing towards the south
         for gcs, v in zip(gcss, (calm, windy), strict=True):
-            assert await gcs.command_ack(mav.MAV_CMD_COMPONENT_ARM_DISARM, 1,
-                                         target=v.sysid) == ACCEPTED
-            assert await gcs.command_ack(mav.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, NAN, NAN, NAN,
-                                         v.home_alt_amsl_m + 20, target=v.sysid) == ACCEPTED
+            assert (
+                await gcs.command_ack(mav.MAV_CMD_COMPONENT_ARM_DISARM, 1, target=v.sysid)
+                == ACCEPTED
+            )
+            assert (
+                await gcs.command_ack(
+                    mav.MAV_CMD_NAV_TAKEOFF,
+                    0,
+                    0,
+                    0,
+                    NAN,
+                    NAN,
+                    NAN,
+                    v.home_alt_amsl_m + 20,
+                    target=v.sysid,
+                )
+                == ACCEPTED
+            )
         await until(lambda: calm.alt_rel_m > 19.5 and windy.alt_rel_m > 19.5, 10.0, "both up")
         start = [v.battery.energy_wh for v in (calm, windy)]
         for gcs, v in zip(gcss, (calm, windy), strict=True):
-            gcs.send(mav.MAVLink_command_long_message(
-                v.sysid, 1, mav.MAV_CMD_DO_REPOSITION, 0, -1, 0, 0, NAN, v.lat_deg + 0.02,
-                v.lon_deg, v.home_alt_amsl_m + 20), sysid=v.sysid)
+            gcs.send(
+                mav.MAVLink_command_long_message(
+                    v.sysid,
+                    1,
+                    mav.MAV_CMD_DO_REPOSITION,
+                    0,
+                    -1,
+                    0,
+                    0,
+                    NAN,
+                    v.lat_deg + 0.02,
+                    v.lon_deg,
+                    v.home_alt_amsl_m + 20,
+                ),
+                sysid=v.sysid,
+            )
         await asyncio.sleep(2.0)
         assert math.hypot(calm.ve, calm.vn) > 20.0
         assert math.hypot(windy.ve, windy.vn) < 14.0  # 28 m/s max airspeed against 15 m/s

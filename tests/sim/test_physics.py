@@ -7,17 +7,19 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from nestsim.geo import LocalFrame, point_in_polygon
 from nestsim.physics import Airframe, Battery, approach, approach_2d, cell_ocv_v, limit_by_airspeed
 
 
 @given(
-    pos=st.floats(-500, 500), vel=st.floats(-10, 10), target=st.floats(-500, 500),
+    pos=st.floats(-500, 500),
+    vel=st.floats(-10, 10),
+    target=st.floats(-500, 500),
     dt=st.floats(0.01, 0.5),
 )
-def test_approach_never_overshoots_the_target(pos: float, vel: float, target: float,
-                                              dt: float) -> None:
+def test_approach_never_overshoots_the_target(
+    pos: float, vel: float, target: float, dt: float
+) -> None:
     p, v = pos, vel
     for _ in range(20000):
         new_p, v = approach(p, v, target, 5.0, 3.0, 3.0, dt)
@@ -47,9 +49,9 @@ def test_wind_stronger_than_max_airspeed_drifts_downwind() -> None:
 
 
 def test_headwind_caps_groundspeed() -> None:
-    ve, vn = limit_by_airspeed(0.0, 25.0, 0.0, -10.0, 28.0)
+    _, vn = limit_by_airspeed(0.0, 25.0, 0.0, -10.0, 28.0)
     assert vn == pytest.approx(18.0)
-    ve, vn = limit_by_airspeed(0.0, 25.0, 0.0, 10.0, 28.0)  # tailwind: unchanged
+    _ve, vn = limit_by_airspeed(0.0, 25.0, 0.0, 10.0, 28.0)  # tailwind: unchanged
     assert vn == pytest.approx(25.0)
 
 
@@ -58,7 +60,8 @@ def test_power_rises_with_mass_airspeed_and_climb() -> None:
     base = af.power_w(af.empty_mass_kg, 0, 0)
     assert af.power_w(af.empty_mass_kg + af.max_payload_kg, 0, 0) > base * 1.4
     assert af.power_w(af.empty_mass_kg, 25, 0) == pytest.approx(
-        base + af.hover_power_w * af.forward_power_gain)
+        base + af.hover_power_w * af.forward_power_gain
+    )
     assert af.power_w(af.empty_mass_kg, 0, 3) > base
 
 

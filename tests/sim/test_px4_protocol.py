@@ -7,9 +7,9 @@ import math
 import struct
 
 import pytest
+from nestsim.fleet import Fleet
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
-from nestsim.fleet import Fleet
 from tests.sim.conftest import sim
 from tests.sim.gcs import TestGcs, download, mission_item, until, upload
 
@@ -33,7 +33,9 @@ async def test_heartbeat_identifies_a_px4_quadrotor_in_loiter(px4: tuple[Fleet, 
     assert hb.system_status == mav.MAV_STATE_STANDBY
 
 
-async def test_streams_at_high_default_rates_until_told_otherwise(px4: tuple[Fleet, TestGcs]) -> None:
+async def test_streams_at_high_default_rates_until_told_otherwise(
+    px4: tuple[Fleet, TestGcs],
+) -> None:
     _, gcs = px4
     mark = len(gcs.log)
     await asyncio.sleep(1.0)
@@ -41,13 +43,26 @@ async def test_streams_at_high_default_rates_until_told_otherwise(px4: tuple[Fle
     # (thresholds leave room for a loaded CI machine; the configured rate is 50 Hz)
     assert gcs.count("ATTITUDE", mark) >= 20
     assert gcs.count("GLOBAL_POSITION_INT", mark) >= 20
-    for t in ("SYS_STATUS", "GPS_RAW_INT", "VFR_HUD", "EXTENDED_SYS_STATE", "ALTITUDE",
-              "BATTERY_STATUS", "HEARTBEAT"):
+    for t in (
+        "SYS_STATUS",
+        "GPS_RAW_INT",
+        "VFR_HUD",
+        "EXTENDED_SYS_STATE",
+        "ALTITUDE",
+        "BATTERY_STATUS",
+        "HEARTBEAT",
+    ):
         assert gcs.count(t, mark) >= 1, t
-    assert await gcs.command_ack(mav.MAV_CMD_SET_MESSAGE_INTERVAL,
-                                 mav.MAVLINK_MSG_ID_ATTITUDE, -1) == ACCEPTED
-    assert await gcs.command_ack(mav.MAV_CMD_SET_MESSAGE_INTERVAL,
-                                 mav.MAVLINK_MSG_ID_GLOBAL_POSITION_INT, 500_000) == ACCEPTED
+    assert (
+        await gcs.command_ack(mav.MAV_CMD_SET_MESSAGE_INTERVAL, mav.MAVLINK_MSG_ID_ATTITUDE, -1)
+        == ACCEPTED
+    )
+    assert (
+        await gcs.command_ack(
+            mav.MAV_CMD_SET_MESSAGE_INTERVAL, mav.MAVLINK_MSG_ID_GLOBAL_POSITION_INT, 500_000
+        )
+        == ACCEPTED
+    )
     await asyncio.sleep(0.1)
     mark = len(gcs.log)
     await asyncio.sleep(1.0)
@@ -55,15 +70,19 @@ async def test_streams_at_high_default_rates_until_told_otherwise(px4: tuple[Fle
     assert 1 <= gcs.count("GLOBAL_POSITION_INT", mark) <= 4
 
 
-async def test_position_and_home_are_reported_in_scaled_integers(px4: tuple[Fleet, TestGcs]) -> None:
+async def test_position_and_home_are_reported_in_scaled_integers(
+    px4: tuple[Fleet, TestGcs],
+) -> None:
     _, gcs = px4
     pos = await gcs.expect("GLOBAL_POSITION_INT")
     assert pos.lat == pytest.approx(HOME_LAT * 1e7, abs=2)
     assert pos.lon == pytest.approx(HOME_LON * 1e7, abs=2)
     assert pos.alt == 200_000 and pos.relative_alt == 0
     mark = len(gcs.log)
-    assert await gcs.command_ack(mav.MAV_CMD_REQUEST_MESSAGE,
-                                 mav.MAVLINK_MSG_ID_HOME_POSITION) == ACCEPTED
+    assert (
+        await gcs.command_ack(mav.MAV_CMD_REQUEST_MESSAGE, mav.MAVLINK_MSG_ID_HOME_POSITION)
+        == ACCEPTED
+    )
     home = await gcs.expect("HOME_POSITION", since=mark)
     assert home.latitude == pytest.approx(HOME_LAT * 1e7, abs=2)
 
@@ -71,8 +90,10 @@ async def test_position_and_home_are_reported_in_scaled_integers(px4: tuple[Flee
 async def test_autopilot_version_answers_request_message(px4: tuple[Fleet, TestGcs]) -> None:
     _, gcs = px4
     mark = len(gcs.log)
-    assert await gcs.command_ack(mav.MAV_CMD_REQUEST_MESSAGE,
-                                 mav.MAVLINK_MSG_ID_AUTOPILOT_VERSION) == ACCEPTED
+    assert (
+        await gcs.command_ack(mav.MAV_CMD_REQUEST_MESSAGE, mav.MAVLINK_MSG_ID_AUTOPILOT_VERSION)
+        == ACCEPTED
+    )
     av = await gcs.expect("AUTOPILOT_VERSION", since=mark)
     assert av.capabilities & mav.MAV_PROTOCOL_CAPABILITY_MISSION_INT
     assert av.capabilities & mav.MAV_PROTOCOL_CAPABILITY_MAVLINK2
@@ -111,8 +132,9 @@ async def test_float_param_set_is_echoed_and_wrong_type_is_refused(
 ) -> None:
     fleet, gcs = px4
     mark = len(gcs.log)
-    gcs.send(mav.MAVLink_param_set_message(1, 1, b"RTL_RETURN_ALT", 45.0,
-                                           mav.MAV_PARAM_TYPE_REAL32))
+    gcs.send(
+        mav.MAVLink_param_set_message(1, 1, b"RTL_RETURN_ALT", 45.0, mav.MAV_PARAM_TYPE_REAL32)
+    )
     pv = await gcs.expect("PARAM_VALUE", lambda m: m.param_id == "RTL_RETURN_ALT", since=mark)
     assert pv.param_value == 45.0
     mark = len(gcs.log)
@@ -146,8 +168,15 @@ async def test_unknown_param_gets_no_answer(px4: tuple[Fleet, TestGcs]) -> None:
 def _square_mission(n: int = 4, alt: float = 20.0) -> list[mav.MAVLink_message]:
     items = [mission_item(0, 0, 0, alt, mav.MAV_CMD_NAV_TAKEOFF)]
     for k in range(1, n):
-        items.append(mission_item(k, HOME_LAT + 0.0004 * k, HOME_LON + 0.0003 * (k % 2), alt,
-                                  params=(0.0, 2.0, 0.0, math.nan)))
+        items.append(
+            mission_item(
+                k,
+                HOME_LAT + 0.0004 * k,
+                HOME_LON + 0.0003 * (k % 2),
+                alt,
+                params=(0.0, 2.0, 0.0, math.nan),
+            )
+        )
     return items
 
 
@@ -177,17 +206,42 @@ async def test_fence_and_rally_are_stored_separately_from_the_mission(
 ) -> None:
     fleet, gcs = px4
     fence_type, rally_type = mav.MAV_MISSION_TYPE_FENCE, mav.MAV_MISSION_TYPE_RALLY
-    poly = [(HOME_LAT - 0.01, HOME_LON - 0.01), (HOME_LAT - 0.01, HOME_LON + 0.01),
-            (HOME_LAT + 0.01, HOME_LON + 0.01), (HOME_LAT + 0.01, HOME_LON - 0.01)]
-    fence = [mission_item(i, lat, lon, 0, mav.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION,
-                          frame=mav.MAV_FRAME_GLOBAL_INT, params=(4, 0, 0, 0),
-                          mission_type=fence_type) for i, (lat, lon) in enumerate(poly)]
-    fence.append(mission_item(4, HOME_LAT + 0.002, HOME_LON, 0,
-                              mav.MAV_CMD_NAV_FENCE_CIRCLE_EXCLUSION,
-                              frame=mav.MAV_FRAME_GLOBAL_INT, params=(50, 0, 0, 0),
-                              mission_type=fence_type))
-    rally = [mission_item(0, HOME_LAT + 0.001, HOME_LON, 10, mav.MAV_CMD_NAV_RALLY_POINT,
-                          mission_type=rally_type)]
+    poly = [
+        (HOME_LAT - 0.01, HOME_LON - 0.01),
+        (HOME_LAT - 0.01, HOME_LON + 0.01),
+        (HOME_LAT + 0.01, HOME_LON + 0.01),
+        (HOME_LAT + 0.01, HOME_LON - 0.01),
+    ]
+    fence = [
+        mission_item(
+            i,
+            lat,
+            lon,
+            0,
+            mav.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION,
+            frame=mav.MAV_FRAME_GLOBAL_INT,
+            params=(4, 0, 0, 0),
+            mission_type=fence_type,
+        )
+        for i, (lat, lon) in enumerate(poly)
+    ]
+    fence.append(
+        mission_item(
+            4,
+            HOME_LAT + 0.002,
+            HOME_LON,
+            0,
+            mav.MAV_CMD_NAV_FENCE_CIRCLE_EXCLUSION,
+            frame=mav.MAV_FRAME_GLOBAL_INT,
+            params=(50, 0, 0, 0),
+            mission_type=fence_type,
+        )
+    )
+    rally = [
+        mission_item(
+            0, HOME_LAT + 0.001, HOME_LON, 10, mav.MAV_CMD_NAV_RALLY_POINT, mission_type=rally_type
+        )
+    ]
     assert await upload(gcs, fence, fence_type) == mav.MAV_MISSION_ACCEPTED
     assert await upload(gcs, rally, rally_type) == mav.MAV_MISSION_ACCEPTED
     v = fleet.vehicle(0)
@@ -207,8 +261,10 @@ async def test_fence_and_rally_are_stored_separately_from_the_mission(
         ({"alt": math.nan}, mav.MAV_MISSION_INVALID_PARAM7),
         ({"command": 31999}, mav.MAV_MISSION_UNSUPPORTED),
         ({"frame": mav.MAV_FRAME_LOCAL_NED}, mav.MAV_MISSION_UNSUPPORTED_FRAME),
-        ({"command": mav.MAV_CMD_NAV_LOITER_TIME, "params": (-5.0, 0, 0, 0)},
-         mav.MAV_MISSION_INVALID_PARAM1),
+        (
+            {"command": mav.MAV_CMD_NAV_LOITER_TIME, "params": (-5.0, 0, 0, 0)},
+            mav.MAV_MISSION_INVALID_PARAM1,
+        ),
     ],
     ids=["lat-91", "lon-181", "nan-alt", "unknown-command", "local-frame", "negative-loiter"],
 )
@@ -240,10 +296,19 @@ async def test_fence_polygon_with_inconsistent_vertex_count_is_refused(
 ) -> None:
     _, gcs = px4
     ft = mav.MAV_MISSION_TYPE_FENCE
-    fence = [mission_item(i, HOME_LAT + 0.001 * i, HOME_LON + 0.001 * (i % 2), 0,
-                          mav.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION,
-                          frame=mav.MAV_FRAME_GLOBAL_INT, params=(4, 0, 0, 0), mission_type=ft)
-             for i in range(3)]  # says 4 vertices, sends 3
+    fence = [
+        mission_item(
+            i,
+            HOME_LAT + 0.001 * i,
+            HOME_LON + 0.001 * (i % 2),
+            0,
+            mav.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION,
+            frame=mav.MAV_FRAME_GLOBAL_INT,
+            params=(4, 0, 0, 0),
+            mission_type=ft,
+        )
+        for i in range(3)
+    ]  # says 4 vertices, sends 3
     assert await upload(gcs, fence, ft) == mav.MAV_MISSION_INVALID_PARAM1
 
 
@@ -295,8 +360,11 @@ async def test_download_of_missing_seq_is_invalid_sequence(px4: tuple[Fleet, Tes
 async def test_messages_for_another_system_are_ignored(px4: tuple[Fleet, TestGcs]) -> None:
     fleet, gcs = px4
     mark = len(gcs.log)
-    gcs.send(mav.MAVLink_command_long_message(7, 1, mav.MAV_CMD_COMPONENT_ARM_DISARM, 0,
-                                              1, 0, 0, 0, 0, 0, 0))
+    gcs.send(
+        mav.MAVLink_command_long_message(
+            7, 1, mav.MAV_CMD_COMPONENT_ARM_DISARM, 0, 1, 0, 0, 0, 0, 0, 0
+        )
+    )
     with pytest.raises(AssertionError):
         await gcs.expect("COMMAND_ACK", since=mark, timeout=0.5)
     assert not fleet.vehicle(0).armed
@@ -349,8 +417,10 @@ async def test_disarm_in_flight_is_denied_unless_forced(px4: tuple[Fleet, TestGc
     fleet, gcs = px4
     v = fleet.vehicle(0)
     assert await gcs.command_ack(mav.MAV_CMD_COMPONENT_ARM_DISARM, 1) == ACCEPTED
-    assert await gcs.command_ack(mav.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, math.nan, math.nan, math.nan,
-                                 210.0) == ACCEPTED
+    assert (
+        await gcs.command_ack(mav.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, math.nan, math.nan, math.nan, 210.0)
+        == ACCEPTED
+    )
     await until(lambda: v.alt_rel_m > 3.0, 5.0)
     assert await gcs.command_ack(mav.MAV_CMD_COMPONENT_ARM_DISARM, 0) == mav.MAV_RESULT_DENIED
     assert v.armed

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -221,11 +223,17 @@ class SimLink(asyncio.DatagramProtocol):
                 v.counters["unknown_messages"] += 1
                 continue
             self.stats.rx_messages += 1
-            replies = self._link_level(msg, now_s, wall_s)
-            if replies is None:
-                if t.startswith("MISSION_"):
-                    v.mission_link = self
-                replies = v.handle(msg, now_s, wall_s)
+            try:
+                replies = self._link_level(msg, now_s, wall_s)
+                if replies is None:
+                    if t.startswith("MISSION_"):
+                        v.mission_link = self
+                    replies = v.handle(msg, now_s, wall_s)
+            except Exception as exc:  # a simulator bug must not take the whole fleet down
+                v.counters["handler_errors"] = v.counters.get("handler_errors", 0) + 1
+                if v.counters["handler_errors"] == 1:
+                    print(f"nestsim: vehicle {v.sysid} failed on {t}: {exc!r}", file=sys.stderr)
+                replies = []
             self.flush_outbox()
             for r in replies:
                 self.send(r)
@@ -257,10 +265,12 @@ class SimLink(asyncio.DatagramProtocol):
             )
 
         if cmd == mav.MAV_CMD_SET_MESSAGE_INTERVAL:
-            mid = int(msg.param1)
+            mid = int(msg.param1) if math.isfinite(msg.param1) else -1
             interval_us = msg.param2
             if mid not in self.builders or mid == M.MAVLINK_MSG_ID_AUTOPILOT_VERSION:
                 return [ack(mav.MAV_RESULT_UNSUPPORTED)]
+            if not math.isfinite(interval_us):
+                return [ack(mav.MAV_RESULT_DENIED)]
             if interval_us == 0:
                 hz = self.default_rates().get(mid, 0.0)
             elif interval_us < 0:
@@ -270,7 +280,7 @@ class SimLink(asyncio.DatagramProtocol):
             self.set_rate(mid, hz, wall_s)
             return [ack(mav.MAV_RESULT_ACCEPTED)]
         if cmd == mav.MAV_CMD_GET_MESSAGE_INTERVAL:
-            mid = int(msg.param1)
+            mid = int(msg.param1) if math.isfinite(msg.param1) else -1
             if mid not in self.builders:
                 return [ack(mav.MAV_RESULT_UNSUPPORTED)]
             hz = self.rates.get(mid, 0.0)
@@ -280,7 +290,7 @@ class SimLink(asyncio.DatagramProtocol):
                 mav.MAVLink_message_interval_message(mid, interval),
             ]
         if cmd == mav.MAV_CMD_REQUEST_MESSAGE:
-            mid = int(msg.param1)
+            mid = int(msg.param1) if math.isfinite(msg.param1) else -1
             build = self.builders.get(mid)
             if mid == M.MAVLINK_MSG_ID_MESSAGE_INTERVAL:
                 return [ack(mav.MAV_RESULT_UNSUPPORTED)]

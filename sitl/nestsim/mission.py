@@ -197,6 +197,8 @@ def validate_item(item: Item) -> int:
         math.isfinite(item.param1) and item.param1 >= 0
     ):
         return mav.MAV_MISSION_INVALID_PARAM1
+    if item.command == mav.MAV_CMD_DO_JUMP and not math.isfinite(item.param2):
+        return mav.MAV_MISSION_INVALID_PARAM2
     return mav.MAV_MISSION_ACCEPTED
 
 

@@ -584,7 +584,7 @@ class SimVehicle:
         A, D, F = mav.MAV_RESULT_ACCEPTED, mav.MAV_RESULT_DENIED, mav.MAV_RESULT_FAILED
         refuse = D if px4 else F
         if cmd == mav.MAV_CMD_COMPONENT_ARM_DISARM:
-            force = int(p[1]) == FORCE_MAGIC
+            force = _int(p[1]) == FORCE_MAGIC
             if p[0] >= 0.5:
                 if self.armed:
                     return A
@@ -643,9 +643,9 @@ class SimVehicle:
                 self._enter_mission(now_s)
             return A if ok else refuse
         if cmd == mav.MAV_CMD_DO_SET_MODE:
-            if not int(p[0]) & mav.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED:
+            if not _int(p[0]) & mav.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED:
                 return mav.MAV_RESULT_UNSUPPORTED
-            custom = (int(p[1]) << 16 | int(p[2]) << 24) if px4 else int(p[1])
+            custom = (_int(p[1]) << 16 | max(_int(p[2]), 0) << 24) if px4 else _int(p[1])
             mode = self.flavour.mode_by_custom(custom)
             if mode is None:
                 return mav.MAV_RESULT_UNSUPPORTED
@@ -691,7 +691,7 @@ class SimVehicle:
                 self.say(mav.MAV_SEVERITY_EMERGENCY, "Flight termination active")
             return A
         if cmd == mav.MAV_CMD_PREFLIGHT_REBOOT_SHUTDOWN:
-            if int(p[0]) != 1:
+            if _int(p[0]) != 1:
                 return mav.MAV_RESULT_UNSUPPORTED
             if self.armed:
                 return D
@@ -726,7 +726,7 @@ class SimVehicle:
         if self.flavour.name == "px4":
             self.mode = self.flavour.mode("AUTO.LOITER")
         elif self.mode.name != "GUIDED":
-            if int(p[1]) & mav.MAV_DO_REPOSITION_FLAGS_CHANGE_MODE:
+            if _int(p[1]) > 0 and _int(p[1]) & mav.MAV_DO_REPOSITION_FLAGS_CHANGE_MODE:
                 self.mode = self.flavour.mode("GUIDED")
             else:
                 return mav.MAV_RESULT_DENIED
@@ -887,6 +887,10 @@ class SimVehicle:
             | mav.MAV_SYS_STATUS_SENSOR_BATTERY
         )
         health = sensors
+        if self.arm_refusal(now_s) is None:
+            # Reported by PX4 when the pre-arm checks pass (MAVSDK's `is_armable`).
+            sensors |= mav.MAV_SYS_STATUS_PREARM_CHECK
+            health |= mav.MAV_SYS_STATUS_PREARM_CHECK
         if not self.gps_ok:
             health &= ~mav.MAV_SYS_STATUS_SENSOR_GPS
         if self.battery_level >= 2:
@@ -1664,6 +1668,11 @@ class SimVehicle:
         self.wind.east_mps = east_mps
         self.wind.north_mps = north_mps
         self.wind.gust_mps = gust_mps
+
+
+def _int(x: float) -> int:
+    """A command parameter as an integer; unused parameters arrive as NaN, which become -1."""
+    return int(x) if math.isfinite(x) else -1
 
 
 def _param_name(raw: str | bytes) -> str:

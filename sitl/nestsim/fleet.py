@@ -46,6 +46,7 @@ class FleetConfig:
     battery_soc: float = 1.0
     payload_kg: float = 0.0
     airframe: Airframe = field(default_factory=Airframe)
+    signing_keys: dict[int, bytes] = field(default_factory=dict)  # sysid -> 32-byte key
     seed: int = 1
 
     def __post_init__(self) -> None:
@@ -176,6 +177,9 @@ class Fleet:
         except OSError as exc:
             await self.stop()
             raise FleetError(f"can't open the simulator's UDP ports: {exc}") from exc
+        for v in self.vehicles:
+            if v.sysid in cfg.signing_keys:
+                v.set_signing_key(cfg.signing_keys[v.sysid])
         self._task = asyncio.create_task(self._run(), name="nestsim-fleet")
 
     async def stop(self) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 import math
 import random
+import struct
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -82,6 +85,10 @@ DATA_STREAM_GROUPS: dict[int, tuple[int, ...]] = {
 DATA_STREAM_GROUPS[M.MAV_DATA_STREAM_ALL] = tuple(
     m for group in list(DATA_STREAM_GROUPS.values()) for m in group
 )
+
+
+def wall_s_unix() -> float:
+    return time.time()
 
 
 def builders(v: SimVehicle) -> dict[int, Callable[[float], Message | None]]:
@@ -222,6 +229,9 @@ class SimLink(asyncio.DatagramProtocol):
             if t.startswith("UNKNOWN"):
                 v.counters["unknown_messages"] += 1
                 continue
+            if v.signing_key is not None and not self._signature_ok(msg, wall_s):
+                v.counters["signature_rejected"] = v.counters.get("signature_rejected", 0) + 1
+                continue
             self.stats.rx_messages += 1
             try:
                 replies = self._link_level(msg, now_s, wall_s)
@@ -237,6 +247,34 @@ class SimLink(asyncio.DatagramProtocol):
             self.flush_outbox()
             for r in replies:
                 self.send(r)
+
+    def _signature_ok(self, msg: Message, wall_s: float) -> bool:
+        """MAVLink 2 signature check for a vehicle that has a key (as PX4/ArduPilot do)."""
+        v = self.vehicle
+        if getattr(msg, "target_system", 0) not in (0, v.sysid):
+            return True  # not for us: ignored later anyway, whoever signed it
+        buf = bytes(msg.get_msgbuf())
+        if not (len(buf) > 13 and buf[0] == 0xFD and buf[2] & mav.MAVLINK_IFLAG_SIGNED):
+            return msg.get_msgId() == mav.MAVLINK_MSG_ID_RADIO_STATUS
+        assert v.signing_key is not None
+        if hashlib.sha256(v.signing_key + buf[:-6]).digest()[:6] != buf[-6:]:
+            return False
+        low, high = struct.unpack("<IH", buf[-12:-6])
+        ts = low | (high << 32)
+        stream = (buf[-13], msg.get_srcSystem(), msg.get_srcComponent())
+        last = v.sign_streams.get(stream)
+        now_ts = int((wall_s_unix() - 1420070400) * 100_000)
+        if (last is not None and ts <= last) or (last is None and ts + 6_000_000 < now_ts):
+            return False  # replayed, or a new stream from too far in the past
+        v.sign_streams[stream] = ts
+        return True
+
+    def enable_signing(self, key: bytes | None) -> None:
+        s = self.encoder.signing
+        s.secret_key = key
+        s.sign_outgoing = key is not None
+        s.link_id = {LinkKind.API: 0, LinkKind.GCS: 1}[self.kind]
+        s.timestamp = max(s.timestamp, int((wall_s_unix() - 1420070400) * 100_000))
 
     def _link_level(self, msg: Message, now_s: float, wall_s: float) -> list[Message] | None:
         """Stream control is per link, as in PX4's and ArduPilot's MAVLink instances."""

@@ -153,6 +153,8 @@ class SimVehicle:
         self.links: list[Any] = []  # the SimLinks carrying this vehicle
         self.mission_link: Any = None  # where the current mission transfer came in
         self.on_reboot: Callable[[], None] | None = None
+        self.signing_key: bytes | None = None
+        self.sign_streams: dict[tuple[int, int, int], int] = {}
         self.counters: dict[str, int] = {
             "bad_frames": 0,
             "not_for_us": 0,
@@ -533,6 +535,10 @@ class SimVehicle:
             mode = self.flavour.mode_by_custom(msg.custom_mode)
             if mode is not None:
                 self.set_mode(mode, now_s)
+            return []
+        if t == "SETUP_SIGNING":
+            key = bytes(msg.secret_key)
+            self.set_signing_key(key if any(key) else None)
             return []
         if t == "TIMESYNC":
             if msg.tc1 == 0:
@@ -1650,6 +1656,13 @@ class SimVehicle:
             self.fence_breached = False
 
     # -- fault injection ------------------------------------------------------------------
+
+    def set_signing_key(self, key: bytes | None) -> None:
+        """Require MAVLink 2 signatures with `key` (None: accept unsigned again)."""
+        self.signing_key = key
+        self.sign_streams.clear()
+        for link in self.links:
+            link.enable_signing(key)
 
     def set_gps(self, ok: bool) -> None:
         if ok != self.gps_ok:

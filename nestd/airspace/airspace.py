@@ -22,6 +22,100 @@ from nestd.airspace.model import (
 from nestd.airspace.timewin import Instant, to_utc
 
 BoolArray = NDArray[np.bool_]
+FloatArray = NDArray[np.float64]
+
+
+def expand(
+    start: NDArray[np.intp], count: NDArray[np.intp]
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Rows for ranges start[k] : start[k] + count[k], in order: (k of row, index of row)."""
+    first = np.cumsum(count) - count
+    owner = np.repeat(np.arange(len(count)), count)
+    index = np.arange(int(first[-1] + count[-1]) if len(count) else 0) - np.repeat(
+        first - start, count
+    )
+    return owner, index
+
+
+class ZoneEdges:
+    """Every boundary edge of every zone as flat arrays, in runs covered by discs.
+
+    Zone z owns edges `start[z] : start[z] + count[z]` (all rings, holes
+    included), cut into runs of `RUN` consecutive edges (zone z owns runs
+    `run_start_of_zone[z] : ... + runs_of_zone[z]`, run r owns edges
+    `run_start[r] : ... + run_count[r]`); each zone and each run has a disc
+    (centre, radius) covering it. Lets numpy answer "does this leg meet / come within the
+    margin of this zone, and where" for hundreds of (leg, zone) pairs at once:
+    the discs leave only the few runs a leg passes near, where a GEOS call
+    per pair costs several microseconds and an overlay tens of them.
+    """
+
+    RUN = 8
+
+    def __init__(self, geometries: NDArray[np.object_]) -> None:
+        n = len(geometries)
+        parts, part_of = shapely.get_parts(geometries, return_index=True)
+        rings, ring_part = shapely.get_rings(parts, return_index=True)
+        xy, ring_of = shapely.get_coordinates(rings, return_index=True)
+        zone_of_pt = part_of[ring_part[ring_of]] if len(xy) else np.zeros(0, np.intp)
+        # Consecutive coordinates of one ring form an edge (rings are closed).
+        same = ring_of[:-1] == ring_of[1:]
+        self.x0: FloatArray = xy[:-1, 0][same]
+        self.y0: FloatArray = xy[:-1, 1][same]
+        self.x1: FloatArray = xy[1:, 0][same]
+        self.y1: FloatArray = xy[1:, 1][same]
+        self.ex: FloatArray = self.x1 - self.x0
+        self.ey: FloatArray = self.y1 - self.y0
+        zone_of_edge = zone_of_pt[:-1][same]
+        self.count: NDArray[np.intp] = np.bincount(zone_of_edge, minlength=n).astype(np.intp)
+        self.start: NDArray[np.intp] = (np.cumsum(self.count) - self.count).astype(np.intp)
+        self.cx, self.cy, self.r = _discs(self.x0, self.y0, self.x1, self.y1, zone_of_edge, n)
+        # Runs: edges of one zone, RUN at a time (edges come grouped by zone).
+        n_runs = (self.count + self.RUN - 1) // self.RUN
+        self.run_start_of_zone: NDArray[np.intp] = (np.cumsum(n_runs) - n_runs).astype(np.intp)
+        self.runs_of_zone: NDArray[np.intp] = n_runs.astype(np.intp)
+        local = np.arange(len(zone_of_edge)) - self.start[zone_of_edge]
+        run_of_edge = self.run_start_of_zone[zone_of_edge] + local // self.RUN
+        m = int(n_runs.sum())
+        self.run_count: NDArray[np.intp] = np.bincount(run_of_edge, minlength=m).astype(np.intp)
+        self.run_start: NDArray[np.intp] = (np.cumsum(self.run_count) - self.run_count).astype(
+            np.intp
+        )
+        self.run_cx, self.run_cy, self.run_r = _discs(
+            self.x0, self.y0, self.x1, self.y1, run_of_edge, m
+        )
+
+
+def _discs(
+    x0: FloatArray, y0: FloatArray, x1: FloatArray, y1: FloatArray, group: NDArray[np.intp], n: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per group of edges (grouped, in group order): a disc covering all their ends."""
+    cnt = np.bincount(group, minlength=n)
+    div = np.maximum(2 * cnt, 1)
+    cx = np.bincount(group, x0 + x1, minlength=n) / div
+    cy = np.bincount(group, y0 + y1, minlength=n) / div
+    far = np.zeros(n)
+    if len(group):
+        gx, gy = cx[group], cy[group]
+        # Both ends: a run's last edge ends on a vertex no edge of the run starts on.
+        d2 = np.maximum((x0 - gx) ** 2 + (y0 - gy) ** 2, (x1 - gx) ** 2 + (y1 - gy) ** 2)
+        has = cnt > 0
+        far[has] = np.sqrt(np.maximum.reduceat(d2, (np.cumsum(cnt) - cnt)[has]))
+    # Slack far above the rounding of any distance computed against it.
+    r: FloatArray = far * (1.0 + 1e-9) + 1e-3
+    return cx, cy, r
+
+
+def seg_disc_d2(
+    ax: FloatArray, ay: FloatArray, dx: FloatArray, dy: FloatArray, cx: FloatArray, cy: FloatArray
+) -> FloatArray:
+    """Squared distance from each segment (a, a + d) to the point c."""
+    wx, wy = cx - ax, cy - ay
+    t = (wx * dx + wy * dy) / np.maximum(dx * dx + dy * dy, 1e-300)
+    np.clip(t, 0.0, 1.0, out=t)
+    ex, ey = wx - t * dx, wy - t * dy
+    out: FloatArray = ex * ex + ey * ey
+    return out
 
 
 class Airspace:
@@ -68,6 +162,7 @@ class Airspace:
         shapely.prepare(self.geometries)
         self.tree = shapely.STRtree(self.geometries)
         self._buffered: dict[int, BaseGeometry] = {}
+        self.zone_edges = ZoneEdges(self.geometries)
         self.floor_with_margin_m = np.array([z.floor_m - vm for z in self.zones], float)
         self.ceiling_with_margin_m = np.array([z.ceiling_m + vm for z in self.zones], float)
         self.always_active: BoolArray = np.array([z.schedule.always for z in self.zones], bool)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import bisect
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
-from nestd.airspace.airspace import Airspace
+from nestd.airspace.airspace import Airspace, BoolArray, FloatArray, expand, seg_disc_d2
 from nestd.airspace.geo import LatLon
 from nestd.airspace.model import Margins, conservative_buffer
 from nestd.airspace.timewin import Instant, to_utc
@@ -43,24 +46,6 @@ class Violation:
     where: LatLon | None = None
 
 
-def _height(a: Airspace, wp: Waypoint) -> float:
-    return wp.alt_m if wp.frame is AltFrame.RELATIVE_HOME else a.height_from_amsl(wp.alt_m)
-
-
-def _band_range_on_leg(
-    line: BaseGeometry, part: BaseGeometry, h0: float, h1: float
-) -> tuple[float, float, tuple[float, float]]:
-    """Heights flown over the part of a leg that lies inside a zone, and where it enters."""
-    coords = shapely.get_coordinates(part)
-    if line.length == 0 or len(coords) == 0:
-        c = shapely.get_coordinates(line)[0]
-        return min(h0, h1), max(h0, h1), (float(c[0]), float(c[1]))
-    t = shapely.line_locate_point(line, shapely.points(coords), normalized=True)
-    hs = h0 + (h1 - h0) * t
-    k = int(np.argmin(t))
-    return float(hs.min()), float(hs.max()), (float(coords[k, 0]), float(coords[k, 1]))
-
-
 def validate_mission(
     a: Airspace,
     waypoints: Sequence[Waypoint],
@@ -86,42 +71,45 @@ def validate_mission(
     home_p = a.nest.position if home is None else home
     out: list[Violation] = []
 
-    pts: list[tuple[LatLon, float]] = []
-    if from_home:
-        pts.append((home_p, 0.0))
-    bad_wp: set[int] = set()
-    for i, wp in enumerate(waypoints):
-        leg = i  # leg i is the one that ends at waypoint i
-        if not (
-            math.isfinite(wp.lat_deg)
-            and math.isfinite(wp.lon_deg)
-            and math.isfinite(wp.alt_m)
-            and -90 <= wp.lat_deg <= 90
-            and -180 <= wp.lon_deg <= 180
-        ):
-            out.append(
-                Violation(
-                    leg,
-                    ViolationKind.INVALID_WAYPOINT,
-                    None,
-                    f"waypoint {i} has a non-finite or out-of-range position/altitude",
-                )
+    w_lat = np.array([wp.lat_deg for wp in waypoints], float)
+    w_lon = np.array([wp.lon_deg for wp in waypoints], float)
+    w_alt = np.array([wp.alt_m for wp in waypoints], float)
+    with np.errstate(invalid="ignore"):
+        valid = (
+            np.isfinite(w_lat)
+            & np.isfinite(w_lon)
+            & np.isfinite(w_alt)
+            & (np.abs(w_lat) <= 90)
+            & (np.abs(w_lon) <= 180)
+        )
+    amsl = np.array([wp.frame is not AltFrame.RELATIVE_HOME for wp in waypoints], bool)
+    w_h = np.where(amsl, w_alt - a.store.ground_amsl_m, w_alt)
+    for i in np.flatnonzero(~valid).tolist():
+        out.append(
+            Violation(
+                i,  # leg i is the one that ends at waypoint i
+                ViolationKind.INVALID_WAYPOINT,
+                None,
+                f"waypoint {i} has a non-finite or out-of-range position/altitude",
             )
-            bad_wp.add(len(pts))
-            pts.append((home_p, 0.0))
-            continue
-        pts.append((LatLon(wp.lat_deg, wp.lon_deg), _height(a, wp)))
-    if return_alt_m is not None and pts:
-        last, h_last = pts[-1]
-        pts += [(last, max(h_last, return_alt_m)), (home_p, return_alt_m), (home_p, 0.0)]
-    if len(pts) == 1:
-        pts.append(pts[0])
-    if out and len(bad_wp) == len(pts):
+        )
+    # An invalid waypoint stands in as home on the ground; its legs are skipped.
+    w_lat[~valid], w_lon[~valid], w_h[~valid] = home_p.lat_deg, home_p.lon_deg, 0.0
+    off = 1 if from_home else 0
+    bad_wp = set((np.flatnonzero(~valid) + off).tolist())
+    lat = np.concatenate([[home_p.lat_deg]] * off + [w_lat])
+    lon = np.concatenate([[home_p.lon_deg]] * off + [w_lon])
+    h = np.concatenate([[0.0]] * off + [w_h])
+    if return_alt_m is not None and len(h):
+        h_back = max(float(h[-1]), return_alt_m)
+        lat = np.concatenate([lat, [lat[-1], home_p.lat_deg, home_p.lat_deg]])
+        lon = np.concatenate([lon, [lon[-1], home_p.lon_deg, home_p.lon_deg]])
+        h = np.concatenate([h, [h_back, return_alt_m, 0.0]])
+    if len(h) == 1:
+        lat, lon, h = np.repeat(lat, 2), np.repeat(lon, 2), np.repeat(h, 2)
+    if out and len(bad_wp) == len(h):
         return out
 
-    lat = np.array([p.lat_deg for p, _ in pts])
-    lon = np.array([p.lon_deg for p, _ in pts])
-    h = np.array([hh for _, hh in pts])
     x, y = a.frame.to_local(lon, lat)
     xy = np.column_stack([x, y])
     coords = np.stack([xy[:-1], xy[1:]], axis=1)
@@ -131,48 +119,50 @@ def validate_mission(
     lines = shapely.linestrings(coords)
     first_leg = 0 if from_home else 1
     n_legs = len(lines)
-    skip = {k for k in range(n_legs) if k in bad_wp or k + 1 in bad_wp}
+    leg_ok = np.ones(n_legs, bool)
+    for k in bad_wp:
+        leg_ok[max(k - 1, 0) : k + 1] = False
+    skip = set(np.flatnonzero(~leg_ok).tolist())
 
-    def where(px: float, py: float) -> LatLon:
-        return a.to_wgs84(px, py)
-
+    # Violations other than zones' are few: gathered as records, made into
+    # objects at the end with every position converted to WGS84 in one call.
+    recs: list[_Record] = []
     ceiling_raw = a.keep_in.ceiling_m
-    for k in range(n_legs):
-        if k in skip:
-            continue
-        leg = k + first_leg
-        hi, lo = max(h[k], h[k + 1]), min(h[k], h[k + 1])
-        if hi > a.ceiling_limit_m:
-            kind_txt = "above the ceiling" if hi > ceiling_raw else "within the vertical margin"
-            out.append(
-                Violation(
-                    leg,
-                    ViolationKind.ABOVE_CEILING,
-                    a.keep_in.ids[0],
-                    f"leg {leg} reaches {hi:.1f} m, {kind_txt} of the operating area "
-                    f"({ceiling_raw:.0f} m, margin {a.margins.vertical_m:.0f} m)",
-                    where(*xy[k + 1]),
-                )
+    hi_leg, lo_leg = np.maximum(h[:-1], h[1:]), np.minimum(h[:-1], h[1:])
+    for k in np.flatnonzero(leg_ok & (hi_leg > a.ceiling_limit_m)).tolist():
+        leg, hi = k + first_leg, float(hi_leg[k])
+        kind_txt = "above the ceiling" if hi > ceiling_raw else "within the vertical margin"
+        recs.append(
+            (
+                leg,
+                ViolationKind.ABOVE_CEILING,
+                a.keep_in.ids[0],
+                f"leg {leg} reaches {hi:.1f} m, {kind_txt} of the operating area "
+                f"({ceiling_raw:.0f} m, margin {a.margins.vertical_m:.0f} m)",
+                float(xy[k + 1, 0]),
+                float(xy[k + 1, 1]),
             )
-        if lo < -GROUND_TOLERANCE_M:
-            out.append(
-                Violation(
-                    leg,
-                    ViolationKind.BELOW_GROUND,
-                    None,
-                    f"leg {leg} goes {lo:.1f} m relative to the store's ground",
-                    where(*xy[k + 1]),
-                )
+        )
+    for k in np.flatnonzero(leg_ok & (lo_leg < -GROUND_TOLERANCE_M)).tolist():
+        leg, lo = k + first_leg, float(lo_leg[k])
+        recs.append(
+            (
+                leg,
+                ViolationKind.BELOW_GROUND,
+                None,
+                f"leg {leg} goes {lo:.1f} m relative to the store's ground",
+                float(xy[k + 1, 0]),
+                float(xy[k + 1, 1]),
             )
+        )
 
-    in_margin = shapely.covered_by(lines, a.keep_in_shrunk)
-    in_area = shapely.covered_by(lines, a.keep_in.geometry)
+    in_margin = _covered_by_keep_in(a, coords, lines)
     for kk in np.flatnonzero(~in_margin):
         k = int(kk)
         if k in skip:
             continue
         leg = k + first_leg
-        if in_area[k]:
+        if shapely.covered_by(lines[k], a.keep_in.geometry):
             kind, txt = (
                 ViolationKind.KEEP_IN_MARGIN,
                 (
@@ -185,95 +175,319 @@ def validate_mission(
             kind, txt = ViolationKind.OUTSIDE_KEEP_IN, f"leg {leg} leaves the operating area"
             bad = shapely.difference(lines[k], a.keep_in.geometry)
         c = shapely.get_coordinates(bad)
-        out.append(Violation(leg, kind, a.keep_in.ids[0], txt, where(*c[0]) if len(c) else None))
+        px, py = (float(c[0, 0]), float(c[0, 1])) if len(c) else (math.nan, math.nan)
+        recs.append((leg, kind, a.keep_in.ids[0], txt, px, py))
 
-    vm = a.margins.vertical_m
-    leg_idx, zone_idx = a.query_margin(lines)
-    keep = np.array([k not in skip and active[j] for k, j in zip(leg_idx, zone_idx, strict=True)])
-    if len(leg_idx) and keep.any():
-        leg_idx, zone_idx = leg_idx[keep], zone_idx[keep]
-        # Vectorised GEOS calls; the Python loop below only compares heights.
-        # Level legs need only the predicate; sloped ones need where they cross.
-        flat = h[leg_idx] == h[leg_idx + 1]
-        raw_hit = shapely.intersects(lines[leg_idx], a.geometries[zone_idx])
-        sloped = ~flat
-        raw_parts = np.empty(len(leg_idx), dtype=object)
-        raw_parts[sloped] = shapely.intersection(
-            lines[leg_idx[sloped]], a.geometries[zone_idx[sloped]]
-        )
-        # For sloped legs only passing within the margin, the stretch of the
-        # leg near the zone is bounded by projecting the zone's part inside a
-        # capsule around the leg, widened by the margin: no zone buffering.
-        near = sloped & ~raw_hit
-        caps = conservative_buffer(lines[leg_idx[near]], a.margins.horizontal_m, 2)
-        near_parts = np.empty(len(leg_idx), dtype=object)
-        near_parts[near] = shapely.intersection(caps, a.geometries[zone_idx[near]])
-        for n_pair, (k, j) in enumerate(zip(leg_idx.tolist(), zone_idx.tolist(), strict=True)):
-            z = a.zones[j]
-            leg = k + first_leg
-            if raw_hit[n_pair]:
-                if flat[n_pair]:
-                    lo = hi = float(h[k])
-                    px, py = _entry_point(lines[k], z.geometry)
-                else:
-                    lo, hi, (px, py) = _band_range_on_leg(
-                        lines[k], raw_parts[n_pair], h[k], h[k + 1]
-                    )
-                if lo <= z.ceiling_m and hi >= z.floor_m:
-                    out.append(
-                        Violation(
-                            leg,
-                            ViolationKind.KEEP_OUT,
-                            z.id,
-                            f"leg {leg} enters keep-out {z.id!r} ({z.name}) at "
-                            f"{lo:.0f}-{hi:.0f} m; zone band {z.floor_m:.0f}-{_fmt(z.ceiling_m)} m",
-                            where(px, py),
-                        )
-                    )
-                    continue
-            if flat[n_pair]:
-                lo = hi = float(h[k])
-            else:
-                part = raw_parts[n_pair] if raw_hit[n_pair] else near_parts[n_pair]
-                lo, hi = _near_range(lines[k], part, h[k], h[k + 1], a.margins)
-            if lo <= z.ceiling_m + vm and hi >= z.floor_m - vm:
-                c = shapely.get_coordinates(shapely.shortest_line(lines[k], z.geometry))[0]
-                out.append(
-                    Violation(
-                        leg,
-                        ViolationKind.KEEP_OUT_MARGIN,
-                        z.id,
-                        f"leg {leg} passes within the safety margin of keep-out "
-                        f"{z.id!r} ({z.name})",
-                        where(float(c[0]), float(c[1])),
-                    )
-                )
-    out.sort(key=lambda v: (v.leg, v.kind, v.feature_id or ""))
-    return out
+    zone_vs = _zone_violations(a, coords, lines, h, active, leg_ok, first_leg)
+
+    rx = np.array([r[4] for r in recs])
+    ry = np.array([r[5] for r in recs])
+    lon_w, lat_w = a.frame.to_wgs84(rx, ry) if recs else (rx, ry)
+    for r, la, lo_ in zip(recs, lat_w.tolist(), lon_w.tolist(), strict=True):
+        w = LatLon(la, lo_) if math.isfinite(r[4]) else None
+        out.append(Violation(r[0], r[1], r[2], r[3], w))
+    # Zone violations come sorted and outnumber the rest: put the rest in place.
+    out.sort(key=_order)
+    for v in out:
+        bisect.insort(zone_vs, v, key=_order)
+    return zone_vs
 
 
-def _entry_point(line: BaseGeometry, zone: BaseGeometry) -> tuple[float, float]:
-    """First point of a leg inside a zone, to within a metre or so.
+def _order(v: Violation) -> tuple[int, str, str]:
+    return (v.leg, v.kind, v.feature_id or "")
 
-    Sampling the leg twice (coarse, then between the last outside and first
-    inside sample) is much cheaper than an exact overlay with a ragged zone.
+
+def _covered_by_keep_in(a: Airspace, coords: FloatArray, lines: NDArray[np.object_]) -> BoolArray:
+    """Which legs stay inside the shrunk keep-in."""
+    if _keep_in_is_convex(a):
+        # A convex polygon covers a segment when it covers both ends.
+        ends = coords.reshape(-1, 2)
+        inside = shapely.intersects_xy(a.keep_in_shrunk, ends[:, 0], ends[:, 1])
+        out: BoolArray = inside[0::2] & inside[1::2]
+        return out
+    covered: BoolArray = shapely.covered_by(lines, a.keep_in_shrunk)
+    return covered
+
+
+_CONVEX: weakref.WeakKeyDictionary[Airspace, bool] = weakref.WeakKeyDictionary()
+
+
+def _keep_in_is_convex(a: Airspace) -> bool:
+    """Is the shrunk keep-in one convex polygon (every turn of its ring the same way)?"""
+    got = _CONVEX.get(a)
+    if got is None:
+        g = a.keep_in_shrunk
+        got = False
+        if g.geom_type == "Polygon" and not g.interiors:
+            c = np.asarray(g.exterior.coords)[:-1, :2]
+            if len(c) >= 3:
+                e = np.roll(c, -1, axis=0) - c
+                turn = e[:, 0] * np.roll(e[:, 1], -1) - e[:, 1] * np.roll(e[:, 0], -1)
+                got = bool((turn >= 0).all() or (turn <= 0).all())
+        _CONVEX[a] = got
+    return got
+
+
+_Record = tuple[int, ViolationKind, str | None, str, float, float]
+
+
+def _zone_violations(
+    a: Airspace,
+    coords: FloatArray,
+    lines: NDArray[np.object_],
+    h: FloatArray,
+    active: NDArray[np.bool_],
+    leg_ok: NDArray[np.bool_],
+    first_leg: int,
+) -> list[Violation]:
+    """Keep-out and keep-out-margin violations of every (leg, active zone) pair.
+
+    Pairs within the horizontal margin come from `_near_pairs` (numpy over
+    the zones' edges, no per-pair GEOS call), with where each leg enters or
+    comes closest, and for sloped legs the stretch flown over the zone.
     """
-    c = shapely.get_coordinates(line)
-    p0, p1 = c[0], c[-1]
-    lo, hi = 0.0, 1.0
-    for n in (129, 65):
-        t = np.linspace(lo, hi, n)
-        xs = p0[0] + (p1[0] - p0[0]) * t
-        ys = p0[1] + (p1[1] - p0[1]) * t
-        inside = np.flatnonzero(shapely.intersects_xy(zone, xs, ys))
-        if not len(inside):
-            p = shapely.get_coordinates(shapely.shortest_line(line, zone))[0]
-            return float(p[0]), float(p[1])
-        i = int(inside[0])
-        if i == 0:
-            return float(xs[0]), float(ys[0])
-        lo, hi = float(t[i - 1]), float(t[i])
-    return float(xs[i]), float(ys[i])
+    vm = a.margins.vertical_m
+    sloped_leg = h[:-1] != h[1:]
+    li, zi, raw_hit, where_t, last_t = _near_pairs(a, coords, leg_ok, active, sloped_leg)
+    if not len(li):
+        return []
+    h0, h1 = h[li], h[li + 1]
+    # Heights flown over the zone (the leg meets it) or near it: the whole
+    # leg unless refined below for sloped legs.
+    lo, hi = np.minimum(h0, h1), np.maximum(h0, h1)
+    sloped = h0 != h1
+    met = np.flatnonzero(sloped & raw_hit)
+    ha = h0[met] + (h1[met] - h0[met]) * where_t[met]
+    hb = h0[met] + (h1[met] - h0[met]) * last_t[met]
+    lo[met], hi[met] = np.minimum(ha, hb), np.maximum(ha, hb)
+    floor = a.floor_with_margin_m[zi] + vm
+    ceiling = a.ceiling_with_margin_m[zi] - vm
+    enters = raw_hit & (lo <= ceiling) & (hi >= floor)
+    # Near the zone is over it plus a margin's length either side.
+    lo_m, hi_m = lo.copy(), hi.copy()
+    if len(met):
+        pad = a.margins.horizontal_m / np.maximum(
+            np.hypot(
+                coords[li[met], 1, 0] - coords[li[met], 0, 0],
+                coords[li[met], 1, 1] - coords[li[met], 0, 1],
+            ),
+            1e-300,
+        )
+        ta = np.clip(np.minimum(where_t[met], last_t[met]) - pad, 0.0, 1.0)
+        tb = np.clip(np.maximum(where_t[met], last_t[met]) + pad, 0.0, 1.0)
+        ha = h0[met] + (h1[met] - h0[met]) * ta
+        hb = h0[met] + (h1[met] - h0[met]) * tb
+        lo_m[met], hi_m[met] = np.minimum(ha, hb), np.maximum(ha, hb)
+    margin = ~enters & (lo_m <= ceiling + vm) & (hi_m >= floor - vm)
+    # A sloped leg only passing near a zone whose band (with the margin)
+    # covers part of the leg's heights: which heights are flown near it
+    # takes GEOS (rare: climbs and descents, next to a zone with a floor or
+    # a ceiling in the way).
+    unsure = sloped & ~raw_hit & margin & ((lo < floor - vm) | (hi > ceiling + vm))
+    for n_pair in np.flatnonzero(unsure).tolist():
+        k, j = int(li[n_pair]), int(zi[n_pair])
+        line = lines[k]
+        part = shapely.intersection(
+            conservative_buffer(line, a.margins.horizontal_m, 2), a.zones[j].geometry
+        )
+        a_lo, a_hi = _near_range(line, part, h[k], h[k + 1], a.margins)
+        margin[n_pair] = a_lo <= ceiling[n_pair] + vm and a_hi >= floor[n_pair] - vm
+    sel = np.flatnonzero(enters | margin)
+    # In output order: leg, then kind (keep_out < keep_out_margin), then zone id.
+    is_margin = margin[sel]
+    sel = sel[np.lexsort((_zone_rank(a)[zi[sel]], is_margin, li[sel]))]
+    is_margin = margin[sel]
+    leg_i, zone_i = li[sel], zi[sel]
+    t = where_t[sel]
+    ax, ay = coords[leg_i, 0, 0], coords[leg_i, 0, 1]
+    lon, lat = a.frame.to_wgs84(
+        ax + t * (coords[leg_i, 1, 0] - ax), ay + t * (coords[leg_i, 1, 1] - ay)
+    )
+
+    # Hundreds of violations: built with comprehensions and map, which
+    # halve the per-item interpreter overhead of an explicit loop.
+    texts = _zone_texts(a)
+    legs = (leg_i + first_leg).tolist()
+    zt = [texts[z] for z in zone_i.tolist()]
+    margins = is_margin.tolist()
+    msgs = [
+        f"leg {leg} passes within the safety margin of {what}"
+        if m
+        else f"leg {leg} enters {what} at {lo_:.0f}-{hi_:.0f} m; zone band {band} m"
+        for leg, (_, what, band), m, lo_, hi_ in zip(
+            legs, zt, margins, lo[sel].tolist(), hi[sel].tolist(), strict=True
+        )
+    ]
+    ko, kom = ViolationKind.KEEP_OUT, ViolationKind.KEEP_OUT_MARGIN
+    return list(
+        map(
+            Violation,
+            legs,
+            [kom if m else ko for m in margins],
+            [t[0] for t in zt],
+            msgs,
+            map(LatLon, lat.tolist(), lon.tolist()),
+        )
+    )
+
+
+def _near_pairs(
+    a: Airspace,
+    coords: FloatArray,
+    leg_ok: NDArray[np.bool_],
+    active: NDArray[np.bool_],
+    sloped: NDArray[np.bool_],
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.bool_], FloatArray, FloatArray]:
+    """(leg, zone) pairs within the horizontal margin: legs, zones, meets, where, last (0..1).
+
+    Where is the first point of the leg in the zone when they meet, else
+    the point of the leg closest to it; last is the last point of a `sloped`
+    leg in the zone (NaN for the others), so the pair's [where, last] is the
+    stretch flown over the zone. Candidates are narrowed by boxes
+    (tree), then by the disc around each zone, then by the discs around its
+    runs of edges; only edges in runs the leg passes through (crossings) or
+    near (distance) are tested. A disc covers what it stands for, so no
+    pair or edge within the margin is ever dropped. Crossings are found by
+    the edges' parameters along the leg, and a leg that starts in a zone is
+    found by a point-in-polygon test.
+    """
+    hm = a.margins.horizontal_m
+    ze = a.zone_edges
+    ax, ay = coords[:, 0, 0], coords[:, 0, 1]
+    bx, by = coords[:, 1, 0], coords[:, 1, 1]
+    dx, dy = bx - ax, by - ay
+    boxes = shapely.box(
+        np.minimum(ax, bx) - hm,
+        np.minimum(ay, by) - hm,
+        np.maximum(ax, bx) + hm,
+        np.maximum(ay, by) + hm,
+    )
+    li, zi = a.tree.query(boxes)
+    if not (leg_ok.all() and active.all()):
+        keep = leg_ok[li] & active[zi]
+        li, zi = li[keep], zi[keep]
+    reach = ze.r[zi] + hm
+    keep = seg_disc_d2(ax[li], ay[li], dx[li], dy[li], ze.cx[zi], ze.cy[zi]) <= reach * reach
+    li, zi = li[keep], zi[keep]
+    n = len(li)
+    if not n:
+        return li, zi, np.zeros(0, bool), np.zeros(0), np.zeros(0)
+    pax, pay, pdx, pdy = ax[li], ay[li], dx[li], dy[li]
+
+    # Runs of each pair's zone near its leg.
+    pr, run = expand(ze.run_start_of_zone[zi], ze.runs_of_zone[zi])
+    d2 = seg_disc_d2(pax[pr], pay[pr], pdx[pr], pdy[pr], ze.run_cx[run], ze.run_cy[run])
+    rr = ze.run_r[run]
+    through = d2 <= rr * rr
+
+    # Crossings: an edge whose ends lie on both sides of the leg's line,
+    # at a parameter t along the leg in [0, 1].
+    po, edge = expand(ze.run_start[run[through]], ze.run_count[run[through]])
+    pe = pr[through][po]
+    rdx, rdy = pdx[pe], pdy[pe]
+    ex, ey = ze.ex[edge], ze.ey[edge]
+    wx, wy = ze.x0[edge] - pax[pe], ze.y0[edge] - pay[pe]
+    side0 = wx * rdy - wy * rdx
+    side1 = side0 + (ex * rdy - ey * rdx)
+    st = np.flatnonzero(side0 * side1 <= 0.0)
+    pe, edge = pe[st], edge[st]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (wx[st] * ey[st] - wy[st] * ex[st]) / (rdx[st] * ey[st] - rdy[st] * ex[st])
+    cross = (t >= 0.0) & (t <= 1.0)
+    pe, t = pe[cross], t[cross]
+    entry = np.full(n, np.inf)
+    np.minimum.at(entry, pe, t)
+    # A leg can only start in a zone whose disc holds its start.
+    maybe = np.flatnonzero((pax - ze.cx[zi]) ** 2 + (pay - ze.cy[zi]) ** 2 <= ze.r[zi] ** 2)
+    starts_in = maybe[shapely.intersects_xy(a.geometries[zi[maybe]], pax[maybe], pay[maybe])]
+    entry[starts_in] = 0.0
+    raw_hit = np.isfinite(entry)
+    where_t = np.where(raw_hit, entry, 0.0)
+    last = np.full(n, np.nan)
+    sl = np.flatnonzero(sloped[li] & raw_hit)
+    if len(sl):
+        last[sl] = -np.inf
+        at = sloped[li[pe]]
+        np.maximum.at(last, pe[at], t[at])
+        ends_in = shapely.intersects_xy(a.geometries[zi[sl]], bx[li[sl]], by[li[sl]])
+        last[sl[ends_in]] = 1.0
+        # Starts in and never crosses out: the whole leg (ends_in says so too).
+        last[sl[last[sl] < 0.0]] = 1.0
+
+    # Distance for the pairs that don't meet: two disjoint segments are
+    # closest at an end of one of them (a zone vertex onto the leg, or a leg
+    # end onto a zone edge). A vertex within the margin keeps both its edges'
+    # runs, so taking each edge's first vertex covers every vertex; leg ends
+    # matter only near the zone.
+    near = ~raw_hit[pr] & (d2 <= (rr + hm) ** 2)
+    within = raw_hit
+    if near.any():
+        po, edge = expand(ze.run_start[run[near]], ze.run_count[run[near]])
+        pe = pr[near][po]
+        rdx, rdy = pdx[pe], pdy[pe]
+        qx, qy = ze.x0[edge], ze.y0[edge]
+        wx, wy = qx - pax[pe], qy - pay[pe]
+        inv = 1.0 / np.maximum(pdx * pdx + pdy * pdy, 1e-300)
+        tq = (wx * rdx + wy * rdy) * inv[pe]
+        np.clip(tq, 0.0, 1.0, out=tq)
+        best = (wx - tq * rdx) ** 2 + (wy - tq * rdy) ** 2
+        best_t = tq
+        reach2 = (ze.r[zi] + hm) ** 2
+        for end_t, ex_, ey_ in ((0.0, pax, pay), (1.0, bx[li], by[li])):
+            close = (ex_ - ze.cx[zi]) ** 2 + (ey_ - ze.cy[zi]) ** 2 <= reach2
+            rows = np.flatnonzero(close[pe])
+            if not len(rows):
+                continue
+            e = edge[rows]
+            ex, ey = ze.ex[e], ze.ey[e]
+            px, py = ex_[pe[rows]], ey_[pe[rows]]
+            se = ((px - qx[rows]) * ex + (py - qy[rows]) * ey) / np.maximum(
+                ex * ex + ey * ey, 1e-300
+            )
+            np.clip(se, 0.0, 1.0, out=se)
+            de = (qx[rows] + se * ex - px) ** 2 + (qy[rows] + se * ey - py) ** 2
+            better = de < best[rows]
+            best[rows[better]] = de[better]
+            best_t[rows[better]] = end_t
+        low = np.full(n, np.inf)
+        np.minimum.at(low, pe, best)
+        at_low = best == low[pe]
+        closest = np.full(n, -1.0)
+        np.maximum.at(closest, pe[at_low], best_t[at_low])
+        within = raw_hit | (low <= hm * hm)
+        where_t = np.where(raw_hit, where_t, closest)
+    return li[within], zi[within], raw_hit[within], where_t[within], last[within]
+
+
+_TEXTS: weakref.WeakKeyDictionary[Airspace, list[tuple[str, str, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+_RANK: weakref.WeakKeyDictionary[Airspace, NDArray[np.intp]] = weakref.WeakKeyDictionary()
+
+
+def _zone_rank(a: Airspace) -> NDArray[np.intp]:
+    """Per zone: the position of its id among all zone ids sorted."""
+    got = _RANK.get(a)
+    if got is None:
+        order = sorted(range(len(a.zones)), key=lambda i: a.zones[i].id)
+        got = np.empty(len(order), np.intp)
+        got[order] = np.arange(len(order))
+        _RANK[a] = got
+    return got
+
+
+def _zone_texts(a: Airspace) -> list[tuple[str, str, str]]:
+    """Per zone: its id, how messages name it, and its band."""
+    got = _TEXTS.get(a)
+    if got is None:
+        got = [
+            (z.id, f"keep-out {z.id!r} ({z.name})", f"{z.floor_m:.0f}-{_fmt(z.ceiling_m)}")
+            for z in a.zones
+        ]
+        _TEXTS[a] = got
+    return got
 
 
 def _near_range(

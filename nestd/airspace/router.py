@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -160,17 +161,6 @@ def _corner_nodes(poly: BaseGeometry, offset_m: float, sign: float) -> FloatArra
     return np.concatenate(out) if out else np.empty((0, 3, 2))
 
 
-def _tangent(
-    p: FloatArray, prev: FloatArray, nxt: FloatArray, free: NDArray[np.bool_], q: FloatArray
-) -> NDArray[np.bool_]:
-    """Is the line p->q tangent at p (both ring neighbours of p on one side)? Free nodes pass."""
-    dx, dy = q[..., 0] - p[..., 0], q[..., 1] - p[..., 1]
-    s1 = dx * (prev[..., 1] - p[..., 1]) - dy * (prev[..., 0] - p[..., 0])
-    s2 = dx * (nxt[..., 1] - p[..., 1]) - dy * (nxt[..., 0] - p[..., 0])
-    out: NDArray[np.bool_] = free | (s1 * s2 >= -1e-9)
-    return out
-
-
 @dataclass(slots=True)
 class _Tier:
     """Obstacle polygons for every zone (built lazily) and their corner nodes."""
@@ -249,6 +239,58 @@ class _Mixed:
         return self.fine.node(i) if i in self.exact else self.coarse.node(i)
 
 
+@dataclass(frozen=True, slots=True)
+class _Discs:
+    """A disc around each tree shape (centre, squared radius), aligned with the tree.
+
+    A line's bounding box meets many more shapes than the line does (a
+    diagonal kilometre-long edge in a dense field meets dozens), and an exact
+    GEOS test per box candidate made each edge test cost ~100 µs. Testing the
+    line against each candidate's disc first is a few numpy operations for
+    all candidates, and leaves GEOS only the shapes the line passes close to.
+    The disc covers its shape (it reaches the farthest vertex), so dropping a
+    candidate whose disc the line misses never drops an intersection.
+    """
+
+    geoms: NDArray[np.object_]
+    cx: FloatArray
+    cy: FloatArray
+    r2: FloatArray
+
+    @classmethod
+    def around(cls, geoms: NDArray[np.object_]) -> _Discs:
+        n = len(geoms)
+        cx, cy, r2 = np.zeros(n), np.zeros(n), np.zeros(n)
+        for k, g in enumerate(geoms):
+            c = shapely.get_coordinates(g)
+            if not len(c):
+                continue
+            mx, my = float(c[:, 0].mean()), float(c[:, 1].mean())
+            r = float(np.max(np.hypot(c[:, 0] - mx, c[:, 1] - my)))
+            # Slack far above the rounding of the distance computed below.
+            r = r * (1.0 + 1e-9) + 1e-3
+            cx[k], cy[k], r2[k] = mx, my, r * r
+        return cls(geoms, cx, cy, r2)
+
+    def pairs(
+        self, tree: shapely.STRtree, seg: FloatArray, lines: NDArray[np.object_]
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """(line, tree index) pairs where segment `seg[line]` intersects the tree shape."""
+        li, j = tree.query(lines)
+        if not len(li):
+            return li, j
+        p0x, p0y = seg[li, 0, 0], seg[li, 0, 1]
+        dx, dy = seg[li, 1, 0] - p0x, seg[li, 1, 1] - p0y
+        wx, wy = self.cx[j] - p0x, self.cy[j] - p0y
+        t = (wx * dx + wy * dy) / np.maximum(dx * dx + dy * dy, 1e-300)
+        np.clip(t, 0.0, 1.0, out=t)
+        ex, ey = wx - t * dx, wy - t * dy
+        near = ex * ex + ey * ey <= self.r2[j]
+        li, j = li[near], j[near]
+        hit = shapely.intersects(self.geoms[j], lines[li])
+        return li[hit], j[hit]
+
+
 @dataclass(slots=True)
 class _Context:
     """Everything one search needs: the obstacle zones and where their shapes come from.
@@ -269,15 +311,22 @@ class _Context:
     # Edge results between corner nodes, against every obstacle of this
     # context: () when clear, else the blocking zones. Shared by all plans.
     edges: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)
+    discs: _Discs | None = None  # the tree's shapes and their discs, when `tree` is set
+    masks: dict[str, BoolArray] = field(default_factory=dict)  # derived per-zone masks
 
-    def _pairs(self, geoms: NDArray[np.object_]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    def _pairs(
+        self, geoms: NDArray[np.object_], seg: FloatArray | None = None
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         lis: list[NDArray[np.intp]] = []
         zis: list[NDArray[np.intp]] = []
         if self.tree is not None:
-            li, j = self.tree.query(geoms, predicate="intersects")
+            if seg is not None and self.discs is not None:
+                li, j = self.discs.pairs(self.tree, seg, geoms)
+            else:
+                li, j = self.tree.query(geoms, predicate="intersects")
             zi = self.idx[j]
             if self.exact:
-                keep = ~np.isin(zi, list(self.exact))
+                keep = ~self._exact_mask()[zi]
                 li, zi = li[keep], zi[keep]
             lis.append(li)
             zis.append(zi)
@@ -297,9 +346,51 @@ class _Context:
             return lis[0], zis[0]
         return np.concatenate(lis), np.concatenate(zis)
 
-    def hits(self, lines: NDArray[np.object_]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-        """(line index, zone index) pairs for lines crossing an obstacle of this context."""
-        return self._pairs(lines)
+    def _exact_mask(self) -> BoolArray:
+        m = self.masks.get("exact")
+        if m is None:
+            m = np.zeros(len(self.mask), bool)
+            m[list(self.exact)] = True
+            self.masks["exact"] = m
+        return m
+
+    def blockers_of(self, ax: float, ay: float, bx: float, by: float) -> tuple[int, ...]:
+        """Zones whose obstacle the one segment a-b crosses (`hits` for one, with less overhead).
+
+        The search tests one edge at a time hundreds of times per plan, so
+        this path avoids the batch bookkeeping: scalar leg, one disc pass.
+        """
+        if self.tree is None or self.discs is None:
+            return tuple(int(z) for z in self.hits(np.array([[[ax, ay], [bx, by]]]))[1])
+        line = shapely.linestrings(np.array([[[ax, ay], [bx, by]]]))
+        j = self.tree.query(line)[1]
+        out: list[int] = []
+        if len(j):
+            d = self.discs
+            dx, dy = bx - ax, by - ay
+            dd = dx * dx + dy * dy
+            wx = d.cx[j] - ax
+            wy = d.cy[j] - ay
+            t = (wx * dx + wy * dy) * (1.0 / dd if dd > 0.0 else 0.0)
+            np.maximum(t, 0.0, out=t)
+            np.minimum(t, 1.0, out=t)
+            wx -= t * dx
+            wy -= t * dy
+            j = j[wx * wx + wy * wy <= d.r2[j]]
+            if len(j):
+                zi = self.idx[j[shapely.intersects(d.geoms[j], line[0])]]
+                if self.exact:
+                    zi = zi[~self._exact_mask()[zi]]
+                out = zi.tolist()
+        if self.exact:
+            hm = self.airspace.margins.horizontal_m
+            geoms = self.airspace.geometries
+            out += [z for z in self.exact if shapely.dwithin(geoms[z], line[0], hm)]
+        return tuple(out)
+
+    def hits(self, seg: FloatArray) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """(segment index, zone index) pairs for segments (n, 2, 2) crossing an obstacle."""
+        return self._pairs(shapely.linestrings(seg), seg)
 
     def inside(self, pts: FloatArray) -> NDArray[np.bool_]:
         """Which points lie inside an obstacle of this context."""
@@ -312,8 +403,7 @@ class _Context:
         """Zone indices whose obstacle the polyline's legs cross."""
         if len(pts) < 2:
             return set()
-        lines = shapely.linestrings(np.stack([pts[:-1], pts[1:]], axis=1))
-        return {int(z) for z in self._pairs(lines)[1]}
+        return {int(z) for z in self.hits(np.stack([pts[:-1], pts[1:]], axis=1))[1]}
 
     def near(self, geom: BaseGeometry, distance_m: float) -> set[int]:
         hits = self.airspace.tree.query(
@@ -349,8 +439,13 @@ def _contexts(a: Airspace, cfg: RouterConfig, mask: BoolArray) -> tuple[_Context
     coarse, fine, kr = _tiers(a, cfg)
     idx = np.flatnonzero(mask)
     coarse.build([int(i) for i in idx])
-    tree = shapely.STRtree([coarse.geoms[int(i)] for i in idx])
-    pair = (_Context(a, idx, coarse, kr, tree, mask), _Context(a, idx, fine, kr, None, mask))
+    shapes = np.empty(len(idx), dtype=object)
+    shapes[:] = [coarse.geoms[int(i)] for i in idx]
+    tree = shapely.STRtree(shapes)
+    pair = (
+        _Context(a, idx, coarse, kr, tree, mask, discs=_Discs.around(shapes)),
+        _Context(a, idx, fine, kr, None, mask),
+    )
     ctx_keys = [k for k in a.route_cache if isinstance(k, tuple) and k[0] == "ctx"]
     if len(ctx_keys) >= 32:
         # Bounded: layers and time windows give few distinct obstacle sets a day.
@@ -364,14 +459,13 @@ def _contexts(a: Airspace, cfg: RouterConfig, mask: BoolArray) -> tuple[_Context
 # Search
 
 
-def _segments(ax: float, ay: float, targets: FloatArray) -> NDArray[np.object_]:
+def _segments(ax: float, ay: float, targets: FloatArray) -> FloatArray:
     n = len(targets)
     coords = np.empty((n, 2, 2))
     coords[:, 0, 0] = ax
     coords[:, 0, 1] = ay
     coords[:, 1, :] = targets
-    lines: NDArray[np.object_] = shapely.linestrings(coords)
-    return lines
+    return coords
 
 
 def _astar(
@@ -407,7 +501,11 @@ def _astar(
     usable = ~ctx.inside(full[:, 0]) & shapely.intersects_xy(keep_in, full[:, 0, 0], full[:, 0, 1])
     usable[:2] = True
     full, ids = full[usable], ids[usable]
-    nodes, prv, nxt = full[:, 0], full[:, 1], full[:, 2]
+    nodes = np.ascontiguousarray(full[:, 0])
+    xs, ys = nodes[:, 0].copy(), nodes[:, 1].copy()
+    # Ring neighbours relative to their corner, for the tangency test below.
+    pdx, pdy = full[:, 1, 0] - xs, full[:, 1, 1] - ys
+    ndx, ndy = full[:, 2, 0] - xs, full[:, 2, 1] - ys
     free = np.zeros(len(nodes), bool)
     free[:2] = True  # start and goal may leave in any direction
     zone_of = np.where(ids >= 0, ids // 4096, -1)
@@ -416,32 +514,54 @@ def _astar(
         for i in subset
         if shapely.intersects_xy(tier.geom(i), [start[0], goal[0]], [start[1], goal[1]]).any()
     }
-    hugs_end = np.isin(zone_of, list(holders)) if holders else np.zeros(len(nodes), bool)
+    hugs_end = np.zeros(len(nodes), bool)
+    for i in holders:
+        hugs_end |= zone_of == i
+    any_hugs = bool(hugs_end.any())
     # With a convex keep-in, an edge between two inside nodes is inside too.
     check_keep_in = not ctx.keep_in.convex
     cache = ctx.edges
+    id_list: list[int] = ids.tolist()
 
-    def bitangent(u: int, vs: NDArray[np.intp] | slice) -> NDArray[np.bool_]:
-        q = nodes[vs]
-        at_u = _tangent(nodes[u], prv[u], nxt[u], free[u], q)
-        at_v = _tangent(q, prv[vs], nxt[vs], free[vs], nodes[u])
-        # An end inside a zone's corner polygon (a little larger than the exact
-        # margin) is reached from that zone's corners without looking tangent.
-        out: NDArray[np.bool_] = (at_u & at_v) | (free[u] & hugs_end[vs]) | (hugs_end[u] & free[vs])
+    def bitangent(u: int, vs: NDArray[np.intp]) -> NDArray[np.bool_]:
+        """Is the line u->v tangent at both ends, for each v in vs?
+
+        Tangent at a corner: both its ring neighbours lie on one side of the
+        line (a shortest path never cuts into an obstacle at a corner), which
+        prunes most of the visibility graph. Free nodes pass at their end.
+        """
+        dx, dy = xs[vs] - xs[u], ys[vs] - ys[u]
+        # At v the line looks back at u: (-dx, -dy) flips both sides' signs
+        # together, so the product test reads the same.
+        out: NDArray[np.bool_] = (dx * pdy[vs] - dy * pdx[vs]) * (
+            dx * ndy[vs] - dy * ndx[vs]
+        ) >= -1e-9
+        out |= free[vs]
+        if not free[u]:
+            out &= (dx * pdy[u] - dy * pdx[u]) * (dx * ndy[u] - dy * ndx[u]) >= -1e-9
+        if any_hugs:
+            # An end inside a zone's corner polygon (a little larger than the
+            # exact margin) is reached from that zone's corners without
+            # looking tangent.
+            if free[u]:
+                out |= hugs_end[vs]
+            if hugs_end[u]:
+                out |= free[vs]
         return out
 
-    def edge_key(a_: int, b_: int) -> tuple[int, int] | None:
-        # Start and goal edges belong to this plan only.
-        if a_ in (-1, -2) or b_ in (-1, -2):
-            return None
-        return (a_, b_) if a_ < b_ else (b_, a_)
-
-    def clear_from(u: int, vs: NDArray[np.intp]) -> NDArray[np.bool_]:
+    def clear_from(u: int, vs: list[int]) -> list[bool]:
         """Are the segments from node u to nodes vs free of obstacles and inside the keep-in?"""
-        ok = np.ones(len(vs), bool)
-        keys = [edge_key(int(ids[u]), int(ids[v])) for v in vs.tolist()]
+        ok = [True] * len(vs)
+        iu = id_list[u]
+        cacheable_u = iu not in (-1, -2)  # start and goal edges belong to this plan only
+        keys: list[tuple[int, int] | None] = []
         todo: list[int] = []
-        for k, key in enumerate(keys):
+        for k, v in enumerate(vs):
+            iv = id_list[v]
+            key = None
+            if cacheable_u and iv not in (-1, -2):
+                key = (iu, iv) if iu < iv else (iv, iu)
+            keys.append(key)
             got = cache.get(key) if key is not None else None
             if got is None:
                 todo.append(k)
@@ -450,12 +570,12 @@ def _astar(
                 found_blockers.update(got)
         if not todo:
             return ok
-        lines = _segments(nodes[u, 0], nodes[u, 1], nodes[vs[todo]])
-        li, zi = ctx.hits(lines)
+        seg = _segments(xs[u], ys[u], nodes[[vs[k] for k in todo]])
+        li, zi = ctx.hits(seg)
         blocked: dict[int, list[int]] = {}
         for a_, z_ in zip(li.tolist(), zi.tolist(), strict=True):
             blocked.setdefault(a_, []).append(z_)
-        inside = shapely.covered_by(lines, keep_in) if check_keep_in else None
+        inside = shapely.covered_by(shapely.linestrings(seg), keep_in) if check_keep_in else None
         for n_, k in enumerate(todo):
             zs = tuple(blocked.get(n_, ()))
             if not zs and inside is not None and not inside[n_]:
@@ -468,8 +588,29 @@ def _astar(
                 cache[key] = zs
         return ok
 
+    xl, yl = xs.tolist(), ys.tolist()
+
+    def clear_one(u: int, v: int) -> bool:
+        """`clear_from(u, [v])`, for the one edge a popped node hangs on."""
+        iu, iv = id_list[u], id_list[v]
+        key = None
+        if iu not in (-1, -2) and iv not in (-1, -2):
+            key = (iu, iv) if iu < iv else (iv, iu)
+            got = cache.get(key)
+            if got is not None:
+                found_blockers.update(got)
+                return not got
+        zs = ctx.blockers_of(xl[u], yl[u], xl[v], yl[v])
+        if not zs and check_keep_in:
+            line = shapely.LineString([(xl[u], yl[u]), (xl[v], yl[v])])
+            if not shapely.covered_by(line, keep_in):
+                zs = (-1,)  # leaves the keep-in: no zone to add
+        if key is not None:
+            cache[key] = zs
+        found_blockers.update(zs)
+        return not zs
+
     n = len(nodes)
-    xs, ys = nodes[:, 0], nodes[:, 1]
     h = np.hypot(xs - goal[0], ys - goal[1])
     g = np.full(n, math.inf)
     parent = np.full(n, -1, dtype=np.intp)
@@ -477,35 +618,49 @@ def _astar(
     closed = np.zeros(n, bool)
     verified = np.zeros(n, bool)
     g[0], is_open[0], verified[0] = 0.0, True, True
-    while True:
-        f = np.where(is_open, g + h, math.inf)
-        v = int(np.argmin(f))
-        if not math.isfinite(f[v]):
-            return None
+    closed_order: list[int] = []  # closed nodes, in closing order
+    scan_pos = np.zeros(n, dtype=np.intp)  # closed_order[:scan_pos[v]] searched for v
+    alt_g = np.full(n, math.inf)  # v's best visible parent among those: cost, node
+    alt_parent = np.full(n, -1, dtype=np.intp)
+    # Open set as a heap with lazy deletion: an entry is current only while
+    # its node is open and its f still equals g + h (g changes push anew).
+    # Ties go to the lower node index, as an argmin over the nodes would.
+    heap: list[tuple[float, int]] = [(float(h[0]), 0)]
+    while heap:
+        fv, v = heapq.heappop(heap)
+        if not is_open[v] or fv != float(g[v] + h[v]):
+            continue
         ctx.stats["pops"] = ctx.stats.get("pops", 0) + 1
         if not verified[v]:
             u = int(parent[v])
-            if clear_from(u, np.array([v]))[0]:
+            if clear_one(u, v):
                 verified[v] = True
             else:
                 # Best visible closed parent: try candidates cheapest first, in
-                # small batches (the second or third usually sees v).
-                cl = np.flatnonzero(closed)
+                # small batches (the second or third usually sees v). Closed
+                # nodes keep their g, so only those closed since v's last
+                # search can beat the best found then: a node hidden behind
+                # an obstacle is reopened by many expansions and would
+                # otherwise search every closed node each time.
+                cl = np.asarray(closed_order[scan_pos[v] :], dtype=np.intp)
+                scan_pos[v] = len(closed_order)
                 cl = cl[bitangent(v, cl)]
                 d = g[cl] + np.hypot(xs[cl] - xs[v], ys[cl] - ys[v])
-                order = np.argsort(d)
-                found = -1
+                cheaper = d < alt_g[v]
+                cl, d = cl[cheaper], d[cheaper]
+                order = np.argsort(d, kind="stable")
                 for b in range(0, len(order), 8):
-                    chunk = cl[order[b : b + 8]]
-                    ok = clear_from(v, chunk)
-                    if ok.any():
-                        found = int(np.flatnonzero(ok)[0]) + b
+                    chunk = cl[order[b : b + 8]].tolist()
+                    oks = clear_from(v, chunk)
+                    if True in oks:
+                        k = int(order[oks.index(True) + b])
+                        alt_g[v], alt_parent[v] = d[k], cl[k]
                         break
-                if found < 0:
+                if alt_parent[v] < 0:
                     g[v], is_open[v] = math.inf, False
                     continue
-                k = int(order[found])
-                g[v], parent[v], verified[v] = d[k], cl[k], True
+                g[v], parent[v], verified[v] = alt_g[v], alt_parent[v], True
+            heapq.heappush(heap, (float(g[v] + h[v]), v))
             continue
         if v == 1:
             path = [1]
@@ -514,10 +669,28 @@ def _astar(
             result: FloatArray = nodes[path[::-1]]
             return result
         is_open[v], closed[v] = False, True
+        closed_order.append(v)
         d = g[v] + np.hypot(xs - xs[v], ys - ys[v])
-        better = ~closed & (d < g) & bitangent(v, slice(None))
+        cand = np.flatnonzero(~closed & (d < g))
+        if not len(cand):
+            continue
+        better = cand[bitangent(v, cand)]
+        is_hidden = (alt_parent[better] < 0) & (scan_pos[better] > 0)
+        if is_hidden.any():
+            hidden = better[is_hidden]
+            # Nodes no closed node could see so far: test them from v now,
+            # in one batch, rather than reopen each for a pop, a test and a
+            # search that mostly fail again one at a time.
+            seen = np.asarray(clear_from(v, hidden.tolist()), bool)
+            alt_g[hidden[seen]], alt_parent[hidden[seen]] = d[hidden[seen]], v
+            verified[hidden[seen]] = True
+            better = np.concatenate([better[~is_hidden], hidden[seen]])
         g[better], parent[better] = d[better], v
-        verified[better], is_open[better] = False, True
+        verified[better[alt_parent[better] != v]] = False
+        is_open[better] = True
+        for w, fw in zip(better.tolist(), (g[better] + h[better]).tolist(), strict=True):
+            heapq.heappush(heap, (fw, w))
+    return None
 
 
 def _shortest_path(
@@ -552,18 +725,23 @@ def _shortest_path(
 
 
 def _tighten(ctx: _Context, path: FloatArray) -> FloatArray:
-    """Drop corners whose neighbours see each other (the node offset leaves a few)."""
+    """Drop corners whose neighbours see each other (the node offset leaves a few).
+
+    From each kept corner, jump to the farthest later corner it sees; all
+    shortcuts from one corner are tested in one batch.
+    """
     out = [path[0]]
     i = 0
     while i < len(path) - 1:
-        j = len(path) - 1
-        while j > i + 1:
-            seg = shapely.LineString([path[i], path[j]])
-            if shapely.covered_by(seg, ctx.keep_in.geom) and not ctx.blockers(
-                np.asarray([path[i], path[j]])
-            ):
-                break
-            j -= 1
+        far = np.arange(len(path) - 1, i + 1, -1)  # candidates, farthest first
+        j = i + 1
+        if len(far):
+            seg = _segments(path[i, 0], path[i, 1], path[far])
+            ok = np.ones(len(far), bool)
+            ok[ctx.hits(seg)[0]] = False
+            ok &= shapely.covered_by(shapely.linestrings(seg), ctx.keep_in.geom)
+            if ok.any():
+                j = int(far[int(np.argmax(ok))])
         out.append(path[j])
         i = j
     return np.asarray(out)
@@ -592,6 +770,7 @@ def _route_path(
         coarse.tree,
         mask,
         exact,
+        discs=coarse.discs,
     )
     path = _shortest_path(mixed, s, t)
     return path if path is not None else _shortest_path(fine, s, t)

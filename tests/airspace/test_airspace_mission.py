@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nestd.airspace import Airspace, AltFrame, LatLon, ViolationKind, Waypoint, validate_mission
-from nestd.airspace.testing import synthetic_airspace
+from nestd.airspace.testing import random_field, synthetic_airspace
 
 CHI = ZoneInfo("America/Chicago")
 TUESDAY_15 = datetime(2026, 11, 24, 15, 0, tzinfo=CHI)
@@ -148,3 +151,104 @@ def test_home_defaults_to_the_nest(richardson: Airspace) -> None:
     vs = validate_mission(richardson, [Waypoint(n.lat_deg, n.lon_deg, 40.0)], TUESDAY_15, home=far)
     assert any(v.kind is ViolationKind.OUTSIDE_KEEP_IN for v in vs)
     assert validate_mission(richardson, [Waypoint(n.lat_deg, n.lon_deg, 40.0)], TUESDAY_15) == []
+
+
+def test_entry_point_is_the_first_crossing_even_through_a_thin_sliver() -> None:
+    # A 0.5 m sliver at x=150 (joined to the body at y 40-50) is crossed
+    # before the body at x=300: the leg first enters the zone at x=150.
+    zone = shapely.union_all(
+        [
+            shapely.box(300, -50, 400, 50),
+            shapely.box(150, -50, 150.5, 50),
+            shapely.box(150, 40, 300, 50),
+        ]
+    )
+    a = synthetic_airspace([zone], keep_in=KEEP_IN)
+    vs = validate_mission(a, [wp(a, 0, 0, 40), wp(a, 500, 0, 40)], 0.0)
+    assert kinds(vs) == [(1, ViolationKind.KEEP_OUT, "z0")]
+    assert vs[0].where is not None
+    x, y = a.to_local(vs[0].where)
+    assert abs(x - 150) < 0.01 and abs(y) < 0.01
+
+
+def test_margin_violation_is_placed_at_the_closest_point_of_the_leg() -> None:
+    a = synthetic_airspace([shapely.Polygon([(250, 20), (300, 100), (200, 100)])], keep_in=KEEP_IN)
+    vs = validate_mission(a, [wp(a, 0, 0, 40), wp(a, 500, 0, 40)], 0.0)
+    assert kinds(vs) == [(1, ViolationKind.KEEP_OUT_MARGIN, "z0")]
+    assert vs[0].where is not None
+    x, y = a.to_local(vs[0].where)
+    assert abs(x - 250) < 0.01 and abs(y) < 0.01
+
+
+def test_leg_across_the_notch_of_a_concave_operating_area_is_caught() -> None:
+    # Both ends are well inside the U-shaped area; the leg between them is not.
+    u_shape = shapely.Polygon(
+        [
+            (-600, -600),
+            (600, -600),
+            (600, 600),
+            (200, 600),
+            (200, -200),
+            (-200, -200),
+            (-200, 600),
+            (-600, 600),
+        ]
+    )
+    a = synthetic_airspace([], keep_in=u_shape)
+    vs = validate_mission(a, [wp(a, -400, 300, 40), wp(a, 400, 300, 40)], 0.0, from_home=False)
+    assert (1, ViolationKind.OUTSIDE_KEEP_IN, "keep-in") in kinds(vs)
+
+
+def test_climb_over_a_zone_with_a_floor_is_judged_on_the_heights_near_it() -> None:
+    # Climbing from 0 m at x=0 to 100 m at x=1000 passes 10 m beside a zone
+    # that starts at 60 m: near the zone (x 200-300, plus the margin) the leg
+    # is at 17-33 m, far below 60 m less the 10 m margin.
+    a = synthetic_airspace(
+        [shapely.box(200, 10, 300, 100)],
+        keep_in=shapely.box(-600, -600, 1200, 600),
+        floors_m=[60.0],
+    )
+    climb = [wp(a, 1000, 0, 100)]
+    assert validate_mission(a, climb, 0.0) == []
+    b = synthetic_airspace(
+        [shapely.box(200, 10, 300, 100)],
+        keep_in=shapely.box(-600, -600, 1200, 600),
+        floors_m=[35.0],
+    )
+    assert kinds(validate_mission(b, climb, 0.0)) == [(0, ViolationKind.KEEP_OUT_MARGIN, "z0")]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32 - 1))
+def test_every_leg_within_the_margin_of_a_zone_is_reported_as_geos_measures_it(seed: int) -> None:
+    """Validation's numpy edge tests agree with GEOS distances on random fields and legs."""
+    rng = np.random.default_rng(seed)
+    zones = random_field(
+        60, seed=seed % 1000, extent_m=900, radius_m=(10.0, 60.0), clear_radius_m=0.0
+    )
+    # A zone with a hole and a multi-part zone: rings beyond a plain outline.
+    zones.append(
+        shapely.Point(-700, 700).buffer(80).difference(shapely.Point(-700, 700).buffer(40))
+    )
+    zones.append(
+        shapely.MultiPolygon([shapely.box(600, -800, 650, -750), shapely.box(700, -800, 760, -700)])
+    )
+    a = synthetic_airspace(zones, keep_in_radius_m=2000)
+    pts = rng.uniform(-950, 950, (31, 2))
+    pts[5] = zones[3].representative_point().coords[0]  # a leg starting inside a zone
+    pts[6] = (-700, 700)  # and one in a hole
+    m = [wp(a, float(x), float(y), 40.0) for x, y in pts]
+    got = {(v.leg, v.feature_id): v.kind for v in validate_mission(a, m, 0.0, from_home=False)}
+    lines = shapely.linestrings(np.stack([pts[:-1], pts[1:]], axis=1))
+    hm = a.margins.horizontal_m
+    for k, line in enumerate(lines):
+        for z in a.zones:
+            d = shapely.distance(line, z.geometry)
+            want = None
+            if d == 0:
+                want = ViolationKind.KEEP_OUT
+            elif d <= hm - 1e-6:
+                want = ViolationKind.KEEP_OUT_MARGIN
+            elif d <= hm + 1e-6:
+                continue  # on the margin's edge: either answer is fine
+            assert got.get((k + 1, z.id)) == want, (k, z.id, d)

@@ -25,6 +25,7 @@ from nestd.airspace import (
     plan_route,
     validate_mission,
 )
+from nestd.airspace.router import _Context, _contexts
 from nestd.airspace.testing import random_field, star_polygon, synthetic_airspace
 from nestd.airspace.timewin import Applicability, Schedule
 
@@ -290,3 +291,41 @@ def test_router_finds_a_legal_route_whenever_the_grid_does(
         assert_route_is_legal(a, r)
     elif grid_reachable(a, (gx, gy)):
         pytest.fail(f"grid reaches ({gx}, {gy}) but the router says {r}")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32 - 1))
+def test_edge_tests_find_exactly_the_obstacles_geos_finds(seed: int) -> None:
+    """The disc prefilter and the one-edge path drop no obstacle an edge crosses."""
+    a = synthetic_airspace(
+        random_field(300, seed=seed % 1000, extent_m=3000), keep_in_radius_m=3000
+    )
+    mask = np.ones(len(a.zones), bool)
+    coarse, fine = _contexts(a, RouterConfig(), mask)
+    assert coarse.tree is not None
+    exact = frozenset(int(i) for i in coarse.idx[:3])
+    mixed = _Context(
+        a, coarse.idx, coarse.tier, coarse.keep_in, coarse.tree, mask, exact, discs=coarse.discs
+    )
+    rng = np.random.default_rng(seed)
+    seg = rng.uniform(-3000, 3000, (40, 2, 2))
+    seg[:5, 1] = seg[:5, 0] + rng.uniform(-50, 50, (5, 2))  # some short edges too
+    lines = shapely.linestrings(seg)
+    for ctx in (coarse, fine, mixed):
+        if ctx.tree is not None:
+            li, j = ctx.tree.query(lines, predicate="intersects")
+            want = {(int(k), int(ctx.idx[t])) for k, t in zip(li, j, strict=True)}
+            want = {(k, z) for k, z in want if z not in ctx.exact}
+            hm = a.margins.horizontal_m
+            for z in ctx.exact:
+                want |= {
+                    (int(k), z) for k in np.flatnonzero(shapely.dwithin(a.geometries[z], lines, hm))
+                }
+        else:
+            li, zi = a.query_margin(lines)
+            want = {(int(k), int(z)) for k, z in zip(li, zi, strict=True)}
+        li, zi = ctx.hits(seg)
+        assert {(int(k), int(z)) for k, z in zip(li, zi, strict=True)} == want
+        for k in range(len(seg)):
+            one = ctx.blockers_of(*seg[k, 0], *seg[k, 1])
+            assert sorted(one) == sorted(z for kk, z in want if kk == k)

@@ -118,7 +118,8 @@ class DemoGcs(asyncio.DatagramProtocol):
             if left <= 0:
                 return None
             try:
-                msg = await asyncio.wait_for(self.queue.get(), left)
+                async with asyncio.timeout(left):
+                    msg = await self.queue.get()
             except TimeoutError:
                 return None
             if msg.get_type() in types:
@@ -164,7 +165,8 @@ async def fly_one(gcs: DemoGcs, sysid: int, items: list[Any]) -> None:
         args = [*p, *[0.0] * (7 - len(p))]
         return mav.MAVLink_command_long_message(sysid, 1, cmd, 0, *args)
 
-    await asyncio.wait_for(gcs.heard.wait(), 10.0)
+    async with asyncio.timeout(10.0):
+        await gcs.heard.wait()
     for _attempt in range(5):
         gcs.send(mav.MAVLink_mission_count_message(sysid, 1, len(items), 0))
         while True:

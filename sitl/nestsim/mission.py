@@ -124,8 +124,9 @@ class Step(enum.Enum):
     RECEIVING = "receiving"
 
 
-MAX_RETRIES = 5
-RETRY_TIMEOUT_S = 0.5
+# PX4 re-requests every 250 ms and gives up after about 5 s without progress.
+MAX_RETRIES = 20
+RETRY_TIMEOUT_S = 0.25
 
 
 @dataclass(slots=True)
@@ -236,6 +237,8 @@ class MissionServer:
         self._home_item = home_item
         self._on_changed = on_changed
         self._upload: _Upload | None = None
+        # (partner, mission type, last seq, result) of the last finished upload
+        self._last_ack: tuple[tuple[int, int], int, int, int] | None = None
         self.ignored = 0
 
     @property
@@ -319,6 +322,7 @@ class MissionServer:
             self._on_changed(mtype)
             return [self._ack(partner, mtype, mav.MAV_MISSION_ACCEPTED)]
         self._upload = _Upload(partner, mtype, count, 0, 0, [], now_s)
+        self._last_ack = None
         return [self._request(self._upload)]
 
     def _on_partial(
@@ -342,6 +346,11 @@ class MissionServer:
     ) -> list[mav.MAVLink_message]:
         up = self._upload
         mtype = getattr(msg, "mission_type", MISSION)
+        if up is None and self._last_ack is not None:
+            p, t, last_seq, result = self._last_ack
+            if (p, t, last_seq) == (partner, mtype, msg.seq):
+                # Our final ACK was lost and the last item came again: PX4 re-sends the ACK.
+                return [self._ack(partner, mtype, result)]
         if up is None or up.partner != partner or up.mission_type != mtype:
             self.ignored += 1
             return []
@@ -375,12 +384,14 @@ class MissionServer:
             new = up.items
         if self.flavour.mission_seq0_is_home and up.mission_type == MISSION and new:
             new[0] = replace(self._home_item(), seq=0)  # whatever was sent there is ignored
+        self._last_ack = None
         if up.mission_type == FENCE:
             result = validate_polygons(new)
             if result != mav.MAV_MISSION_ACCEPTED:
                 return [self._ack(up.partner, up.mission_type, result)]
         self.lists[up.mission_type] = [replace(it, seq=i) for i, it in enumerate(new)]
         self._on_changed(up.mission_type)
+        self._last_ack = (up.partner, up.mission_type, up.count - 1, mav.MAV_MISSION_ACCEPTED)
         return [self._ack(up.partner, up.mission_type, mav.MAV_MISSION_ACCEPTED)]
 
     def _request(self, up: _Upload) -> mav.MAVLink_message:

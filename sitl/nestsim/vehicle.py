@@ -531,6 +531,8 @@ class SimVehicle:
             return out
         if t.startswith("PARAM_"):
             return self._on_param(msg)
+        if t == "SET_POSITION_TARGET_GLOBAL_INT":
+            return self._position_target(msg, now_s)
         if t == "SET_MODE":
             mode = self.flavour.mode_by_custom(msg.custom_mode)
             if mode is not None:
@@ -751,6 +753,25 @@ class SimVehicle:
         self.hold_e, self.hold_n, self.hold_u = e, n, max(u, 1.0)
         self.guided_speed_mps = p[0] if math.isfinite(p[0]) and p[0] > 0 else None
         return mav.MAV_RESULT_ACCEPTED
+
+    def _position_target(self, msg: Message, now_s: float) -> list[Message]:
+        """A guided position setpoint (ArduCopter GUIDED); anything else is ignored as the
+        autopilots do, without an answer."""
+        if self.mode.nav is not Nav.GUIDED or not self.in_air:
+            return []
+        if msg.type_mask & 0b111:  # position ignored: velocity/acceleration control not simulated
+            return []
+        lat, lon = msg.lat_int / 1e7, msg.lon_int / 1e7
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180 and math.isfinite(msg.alt)):
+            self.counters["bad_setpoints"] = self.counters.get("bad_setpoints", 0) + 1
+            return []
+        e, n = self.frame.to_en(lat, lon)
+        if msg.coordinate_frame in (mav.MAV_FRAME_GLOBAL, mav.MAV_FRAME_GLOBAL_INT):
+            u = msg.alt - self.home_alt_amsl_m
+        else:
+            u = msg.alt
+        self.hold_e, self.hold_n, self.hold_u = e, n, max(u, 1.0)
+        return []
 
     def _winch(self, p: tuple[float, float, float, float], now_s: float) -> bool:
         action = int(p[1]) if math.isfinite(p[1]) else -1
@@ -1102,7 +1123,7 @@ class SimVehicle:
         if w.line_m <= 0:
             status |= mav.MAV_WINCH_STATUS_FULLY_RETRACTED
         speed = 0.0 if not w.busy else math.copysign(w.rate_mps, w.target_m - w.line_m)
-        tension = self.payload_kg * GRAVITY_MPS2 if w.line_m < self.u else 0.0
+        tension = self.payload_kg if w.line_m < self.u else 0.0  # MAVLink gives it in kg
         return mav.MAVLink_winch_status_message(
             int(now_s * 1e6), w.line_m, speed, tension, self.battery.voltage_v, 0.5, 30, status
         )

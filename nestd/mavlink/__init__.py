@@ -1,0 +1,1 @@
+"""The daemon's MAVLink side: one asyncio link for a whole fleet, protocols, vehicle state."""

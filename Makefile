@@ -34,6 +34,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_nestsim.py
 	$(BIN)/python bench/bench_airspace.py
+	$(BIN)/python bench/bench_link.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -246,6 +246,7 @@ class FleetLink:
         log.info("vehicle_discovered", sysid=sysid, compid=compid, profile=profile.name,
                  endpoint=endpoint.name)
         self.notify(Notice(sysid, "vehicle_discovered", profile.name))
+        v.send_timesync(now)  # an early round-trip time sizes the mission retry timeouts
         v.begin_setup()
         return v
 

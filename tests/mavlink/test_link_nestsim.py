@@ -240,3 +240,51 @@ async def test_heartbeat_from_unexpected_sysid_is_counted_not_discovered() -> No
         await asyncio.sleep(1.5)
         assert set(link.vehicles) == {1}
         assert link.counters["spoofed_sysid"] > 0
+
+
+async def test_hundred_item_upload_survives_ten_percent_loss_each_way() -> None:
+    async with fleet_and_link("px4", 1, False, speed=2.0) as (fleet, link, _):
+        await link.wait_for_vehicles({1}, timeout_s=10)
+        v = link.vehicles[1]
+        await v.wait_until(lambda: v.health.rtt_s is not None, 5.0, "round trip measured")
+        fleet.set_loss(0, 0.10)
+        items = [wp(0, 0, 0, 30, mav.MAV_CMD_NAV_TAKEOFF, (0, 0, 0, math.nan))]
+        items += [wp(k, HOME_LAT + 0.0001 * k, HOME_LON, 30) for k in range(1, 100)]
+        await v.upload_mission(items)
+        sim_items = fleet.vehicle(0).missions(MISSION)
+        assert [(it.x, it.y, it.z) for it in sim_items] == [(it.x, it.y, it.z) for it in items]
+        assert fleet.vehicle(0).links[0].stats.tx_dropped > 0  # the loss really happened
+
+
+async def test_garbage_on_the_link_is_counted_and_the_vehicle_stays_usable() -> None:
+    async with fleet_and_link("px4", 1, False, speed=2.0) as (fleet, link, _):
+        await link.wait_for_vehicles({1}, timeout_s=10)
+        v = link.vehicles[1]
+        sim_link = fleet.vehicle(0).links[0]
+        good = mav.MAVLink_heartbeat_message(2, 12, 0, 0, 3, 3).pack(mav.MAVLink(None, 1, 1))
+        bad_crc = bytearray(good)
+        bad_crc[-1] ^= 0xFF
+        unknown = bytearray(good)
+        unknown[7:10] = b"\xee\xee\x00"
+        assert sim_link.transport is not None
+        for data in (b"\x00\xfe\xfd garbage", bytes(bad_crc), good[:7], bytes(unknown)):
+            sim_link.transport.sendto(data, sim_link.remote)
+        # an ACK for a command nobody sent is ignored
+        sim_link.send(mav.MAVLink_command_ack_message(400, 0, 0, 0, 250, 190))
+        await v.wait_until(lambda: link.counters["bad_frames"] >= 2
+                           and link.counters["unknown_ids"] >= 1, 3.0, "counted")
+        await v.set_message_interval(mav.MAVLINK_MSG_ID_VFR_HUD, 1.0)
+        assert not fleet.vehicle(0).armed
+
+
+async def test_vehicle_changing_autopilot_type_is_reported() -> None:
+    async with fleet_and_link("px4", 1, False, speed=2.0) as (fleet, link, notices):
+        await link.wait_for_vehicles({1}, timeout_s=10)
+        v = link.vehicles[1]
+        sim_link = fleet.vehicle(0).links[0]
+        sim_link.send(
+            mav.MAVLink_heartbeat_message(2, mav.MAV_AUTOPILOT_ARDUPILOTMEGA, 1, 0, 3, 3))
+        await v.wait_until(lambda: any(n.kind == "autopilot_changed" for n in notices), 3.0,
+                           "reported")
+        changed = [n for n in notices if n.kind == "autopilot_changed"]
+        assert changed[0].detail == mav.MAV_AUTOPILOT_ARDUPILOTMEGA

@@ -138,7 +138,10 @@ async def upload_time(loss: float, repeats: int) -> list[float]:
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--sizes", default="1,10,100,250,300")
+    # System ids are 8 bit: past 254 vehicles on one port the link would need to tell them
+    # apart by address too, which it doesn't do yet.
+    ap.add_argument("--sizes", default="1,10,100,200,250")
+    ap.add_argument("--loop", choices=["asyncio", "uvloop", "both"], default="both")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--uploads", type=int, default=5)
     args = ap.parse_args()
@@ -160,4 +163,14 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    import sys
+
+    loops = sys.argv[sys.argv.index("--loop") + 1] if "--loop" in sys.argv else "both"
+    if loops in ("asyncio", "both"):
+        print("== event loop: asyncio")
+        asyncio.run(main())
+    if loops in ("uvloop", "both"):
+        import uvloop
+
+        print("\n== event loop: uvloop")
+        uvloop.run(main())

@@ -79,6 +79,8 @@ class Vehicle:
         self._mission_lock = asyncio.Lock()
         self._param_types: dict[str, int] = {}
         self._last_setup_s = 0.0
+        self._autopilot_id = profile.autopilot_id
+        self._vehicle_types = profile.vehicle_type_ids
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -115,8 +117,8 @@ class Vehicle:
                 self.health.on_rtt(now_s - sent)
             return
         if compid == self.compid:
-            if t == "HEARTBEAT" and (msg.autopilot != self.profile.autopilot_id
-                                     or msg.type not in self.profile.vehicle_type_ids):
+            if t == "HEARTBEAT" and (msg.autopilot != self._autopilot_id
+                                     or msg.type not in self._vehicle_types):
                 self._on_autopilot_changed(msg)
             self._check_reboot(msg)
             for state_event in self.state.update(msg, now_s):
@@ -148,6 +150,8 @@ class Vehicle:
         self.link.notify_vehicle(self, "autopilot_changed", hb.autopilot)
         if profile is not None and profile is not self.profile:
             self.profile = profile
+            self._autopilot_id = profile.autopilot_id
+            self._vehicle_types = profile.vehicle_type_ids
             self.state.set_profile(profile)
             self.begin_setup()
 

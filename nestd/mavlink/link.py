@@ -150,6 +150,25 @@ class FleetLink:
             except Exception:  # a listener's bug must not stop the link
                 log.exception("listener_failed", kind=notice.kind, sysid=notice.sysid)
 
+    def use_signing_key(self, sysid: int, key: bytes, link_id: int = 1,
+                        required: bool = True) -> None:
+        """From now on sign what goes to `sysid` with `key` and check what comes back."""
+        self._keys[sysid] = key
+        self._checkers[sysid] = SignatureChecker(key, required=required)
+        v = self.vehicles.get(sysid)
+        if v is not None:
+            sign_outgoing(v.encoder.mav, key, link_id, self.wall_clock())
+
+    def forget_signing_key(self, sysid: int) -> None:
+        """Back to the configured signing state for `sysid` (after a failed provisioning)."""
+        sc = self._signing.get(sysid)
+        if sc is None:
+            self._keys.pop(sysid, None)
+            self._checkers.pop(sysid, None)
+        else:
+            self._keys[sysid] = load_key(sc.key_file)
+            self._checkers[sysid] = SignatureChecker(self._keys[sysid], required=sc.required)
+
     def notify_vehicle(self, vehicle: Vehicle, kind: str, detail: Any) -> None:
         self.notify(Notice(vehicle.sysid, kind, detail))
 

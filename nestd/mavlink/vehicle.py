@@ -12,7 +12,7 @@ import structlog
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from nestd.mavlink.codec import Encoder, Message
-from nestd.mavlink.errors import CommandError, MavlinkError, ParamError
+from nestd.mavlink.errors import CommandError, MavlinkError, MissionTimeout, ParamError
 from nestd.mavlink.health import LinkEvent, LinkHealth
 from nestd.mavlink.profiles import FirmwareProfile
 from nestd.mavlink.protocols.base import Transaction
@@ -305,6 +305,35 @@ class Vehicle:
         with contextlib.suppress(CommandError):
             await self.request_message(mav.MAVLINK_MSG_ID_HOME_POSITION)
 
+    async def provision_signing(self, key: bytes, link_id: int = 1) -> None:
+        """Give the vehicle a new signing key with SETUP_SIGNING, then require it.
+
+        Send this only over a link you trust (the key travels in clear); the vehicle sends
+        no reply, so the switch is confirmed by the next signed message being accepted."""
+        if len(key) != 32:
+            raise ValueError("a MAVLink signing key is 32 bytes")
+        from nestd.mavlink.signing import setup_signing
+
+        old_encoder_key = self.encoder.mav.signing.secret_key
+        for attempt in range(3):
+            # No acknowledgement exists: the vehicle's messages arriving signed with the new
+            # key (our checker now refuses anything else) is the confirmation.
+            self.send(setup_signing(self.sysid, self.compid, key, self.link.wall_clock()))
+            self.link.use_signing_key(self.sysid, key, link_id)
+            before = self.health.received
+            try:
+                await self.wait_until(lambda b=before: self.health.received > b + 2, 2.0,
+                                      "signed traffic after provisioning")
+            except TimeoutError:
+                self.log.warning("signing_not_confirmed", attempt=attempt + 1)
+                self.encoder.mav.signing.secret_key = old_encoder_key
+                self.encoder.mav.signing.sign_outgoing = old_encoder_key is not None
+                self.link.forget_signing_key(self.sysid)
+                continue
+            self.log.info("signing_provisioned", link_id=link_id)
+            return
+        raise MavlinkError(f"vehicle {self.sysid}: SETUP_SIGNING not confirmed")
+
     # modes and flight
 
     def _mode_params(self, name: str) -> tuple[float, ...]:
@@ -502,8 +531,20 @@ class Vehicle:
 
     # missions, fences, rally points
 
+    def _transfer_budget_s(self, n_items: int) -> float:
+        """A hard cap on one transfer: a vehicle that keeps re-requesting must not keep it
+        alive for ever. Generous: each item may need every retry."""
+        return 10.0 + n_items * self._transfer_timeout_s() * 4
+
     async def upload(self, items: Sequence[MissionItem], mission_type: int = MISSION) -> None:
         """Upload then read back and compare: on return the vehicle holds exactly `items`."""
+        try:
+            async with asyncio.timeout(2 * self._transfer_budget_s(len(items))):
+                await self._upload(items, mission_type)
+        except TimeoutError:
+            raise MissionTimeout(mission_type, "overall deadline") from None
+
+    async def _upload(self, items: Sequence[MissionItem], mission_type: int) -> None:
         async with self._mission_lock:
             timeout_s = self._transfer_timeout_s()
             up = MissionUpload(self._target, items, mission_type, own=self._own,
@@ -544,7 +585,13 @@ class Vehicle:
         async with self._mission_lock:
             down = MissionDownload(self._target, mission_type, own=self._own,
                                    timeout_s=self._transfer_timeout_s())
-            await self.transact(down)
+            try:
+                async with asyncio.timeout(
+                    self._transfer_budget_s(self.profile.fence.max_mission_items)
+                ):
+                    await self.transact(down)
+            except TimeoutError:
+                raise MissionTimeout(mission_type, "overall deadline") from None
         result = down.result
         result.raise_for_status()
         return list(result.items)

@@ -288,3 +288,24 @@ async def test_vehicle_changing_autopilot_type_is_reported() -> None:
                            "reported")
         changed = [n for n in notices if n.kind == "autopilot_changed"]
         assert changed[0].detail == mav.MAV_AUTOPILOT_ARDUPILOTMEGA
+
+
+async def test_signing_key_is_provisioned_then_required() -> None:
+    async with fleet_and_link("px4", 1, False, speed=2.0) as (fleet, link, _):
+        await link.wait_for_vehicles({1}, timeout_s=10)
+        v = link.vehicles[1]
+        sim_v = fleet.vehicle(0)
+        key = bytes(range(7, 39))
+        await v.provision_signing(key)
+        assert sim_v.signing_key == key
+        await v.set_message_interval(mav.MAVLINK_MSG_ID_VFR_HUD, 1.0)  # signed both ways
+        assert sim_v.counters.get("signature_rejected", 0) == 0
+        assert link.counters["signature_rejected"] == 0
+        # the vehicle now refuses unsigned commands
+        frame = mav.MAVLink_command_long_message(1, 1, mav.MAV_CMD_COMPONENT_ARM_DISARM, 0,
+                                                 1, 0, 0, 0, 0, 0, 0).pack(
+            mav.MAVLink(None, 250, 190))
+        link.endpoints["api0"].send(frame, v.addr)
+        await v.wait_until(lambda: sim_v.counters.get("signature_rejected", 0) == 1, 3.0,
+                           "unsigned refused")
+        assert not sim_v.armed

@@ -21,7 +21,9 @@ def test_approach_never_overshoots_the_target(
     pos: float, vel: float, target: float, dt: float
 ) -> None:
     p, v = pos, vel
-    for _ in range(20000):
+    # enough steps to cover the distance at the slowest speed limit, plus braking time
+    steps = int((abs(target - pos) / 3.0 + abs(vel) / 3.0 + 30.0) / dt) + 100
+    for _ in range(steps):
         new_p, v = approach(p, v, target, 5.0, 3.0, 3.0, dt)
         # never beyond the target on the far side
         if (target - p) * (target - new_p) < 0:

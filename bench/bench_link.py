@@ -36,9 +36,14 @@ def _sender(port: int, n: int, seconds: float, ready: Any, sent: Any) -> None:
     """Another process: n vehicles x 8 messages at 10 Hz, paced in 10 ms slices."""
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    encs = [mav.MAVLink(None, i + 1, 1) for i in range(n)]
+    # System ids are 8 bit: past 200 vehicles, another source socket starts again at id 1,
+    # and the link tells them apart by address.
+    socks = []
+    for _ in range((n + 199) // 200):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        socks.append(s)
+    encs = [mav.MAVLink(None, i % 200 + 1, 1) for i in range(n)]
 
     def msgs(t: float) -> list[Any]:
         boot = int(t * 1000) & 0xFFFFFFFF
@@ -67,7 +72,7 @@ def _sender(port: int, n: int, seconds: float, ready: Any, sent: Any) -> None:
         batch = msgs(now - t0)
         for i in group:
             for m in batch:
-                sock.sendto(m.pack(encs[i]), ("127.0.0.1", port))
+                socks[i // 200].sendto(m.pack(encs[i]), ("127.0.0.1", port))
                 count += 1
         k += 1
         nxt = t0 + k * 0.01
@@ -81,8 +86,9 @@ async def throughput(n: int, seconds: float) -> dict[str, float]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cfg = LinkConfig(endpoints=[EndpointConfig(name="radio", kind="udp_listen", port=port)],
-                     setup_retry_s=3600)
+    cfg = LinkConfig(endpoints=[EndpointConfig(
+        name="radio", kind="udp_listen", port=port,
+        identify_by="address" if n > 200 else "sysid")], setup_retry_s=3600)
     link = FleetLink(cfg)
     ctx = mp.get_context("spawn")
     ready, sent = ctx.Event(), ctx.Value("q", 0)
@@ -95,6 +101,7 @@ async def throughput(n: int, seconds: float) -> dict[str, float]:
         await asyncio.sleep(seconds)
         m1, c1, t1 = link.counters["messages"], time.process_time(), time.monotonic()
         await asyncio.to_thread(proc.join, 60)
+        await asyncio.sleep(0.5)  # drain what is still queued in the socket buffer
     total_expected = sent.value
     lost = max(total_expected - link.counters["messages"], 0)
     return {
@@ -138,9 +145,7 @@ async def upload_time(loss: float, repeats: int) -> list[float]:
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
-    # System ids are 8 bit: past 254 vehicles on one port the link would need to tell them
-    # apart by address too, which it doesn't do yet.
-    ap.add_argument("--sizes", default="1,10,100,200,250")
+    ap.add_argument("--sizes", default="1,10,100,250,300")
     ap.add_argument("--loop", choices=["asyncio", "uvloop", "both"], default="both")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--uploads", type=int, default=5)

@@ -24,6 +24,13 @@ class EndpointConfig(BaseModel):
     port: int | None = Field(None, ge=1, le=65535, description="UDP port.")
     device: str | None = Field(None, description="Serial device, e.g. /dev/ttyUSB0.")
     baud: int = Field(57600, gt=0, description="Serial baud rate.")
+    identify_by: Literal["sysid", "address"] = Field(
+        "sysid",
+        description="sysid: one vehicle per system id, whichever address it is heard from "
+        "(redundant links work). address: each (source address, system id) is its own "
+        "vehicle, for fleets past 254 on one port where ids repeat; such vehicles get fleet "
+        "keys from 1000 up, in discovery order.",
+    )
     sysids: list[int] | None = Field(
         None,
         description="System ids allowed on this endpoint. A heartbeat from any other id is "

@@ -22,6 +22,8 @@ from nestd.mavlink.vehicle import Vehicle
 
 log = structlog.get_logger("nestd.mavlink")
 
+ADDRESS_KEY_BASE = 1000
+
 # Component types that are never a vehicle's autopilot, whatever sysid they use.
 _NOT_AUTOPILOT_TYPES = frozenset(
     {
@@ -41,7 +43,7 @@ _NOT_AUTOPILOT_TYPES = frozenset(
 class Notice:
     """Something the link tells its listeners: a vehicle appeared, a link event, a state event."""
 
-    sysid: int
+    vehicle: int  # the key in FleetLink.vehicles (the system id, unless identified by address)
     kind: str
     detail: Any = None
 
@@ -67,7 +69,10 @@ class FleetLink:
         self.profiles = profiles if profiles is not None else load_profiles(config.profiles_dir)
         self.clock = clock
         self.wall_clock = wall_clock
+        # Keyed by system id, or for `identify_by = "address"` endpoints by a fleet key from
+        # ADDRESS_KEY_BASE up (Vehicle.key); Vehicle.sysid is always the MAVLink id.
         self.vehicles: dict[int, Vehicle] = {}
+        self._by_address: dict[tuple[str, Any, int], int] = {}
         self.endpoints: dict[str, Endpoint] = {}
         self._endpoint_configs = {e.name: e for e in config.endpoints}
         self._decoders: dict[tuple[str, Any], Decoder] = {}
@@ -148,7 +153,7 @@ class FleetLink:
             try:
                 listener(notice)
             except Exception:  # a listener's bug must not stop the link
-                log.exception("listener_failed", kind=notice.kind, sysid=notice.sysid)
+                log.exception("listener_failed", kind=notice.kind, vehicle=notice.vehicle)
 
     def use_signing_key(self, sysid: int, key: bytes, link_id: int = 1,
                         required: bool = True) -> None:
@@ -170,7 +175,7 @@ class FleetLink:
             self._checkers[sysid] = SignatureChecker(self._keys[sysid], required=sc.required)
 
     def notify_vehicle(self, vehicle: Vehicle, kind: str, detail: Any) -> None:
-        self.notify(Notice(vehicle.sysid, kind, detail))
+        self.notify(Notice(vehicle.key, kind, detail))
 
     async def wait_for_vehicles(self, sysids: set[int] | int, timeout_s: float) -> None:
         """Wait until the given vehicles (or that many) are discovered and set up."""
@@ -193,7 +198,7 @@ class FleetLink:
 
     def vehicle_ready(self, vehicle: Vehicle) -> None:
         self._vehicle_added.set()
-        self.notify(Notice(vehicle.sysid, "vehicle_ready", vehicle.profile.name))
+        self.notify(Notice(vehicle.key, "vehicle_ready", vehicle.profile.name))
 
     # -- receive path -------------------------------------------------------------------------
 
@@ -238,17 +243,24 @@ class FleetLink:
                     log.warning("signature_rejected", sysid=sysid, verdict=verdict.value,
                                 msg=msg.get_type())
                 return
-        v = self.vehicles.get(sysid)
+        by_address = self._endpoint_configs[endpoint.name].identify_by == "address"
+        if by_address:
+            key = self._by_address.get((endpoint.name, addr, sysid))
+            v = None if key is None else self.vehicles.get(key)
+        else:
+            v = self.vehicles.get(sysid)
         if v is None:
             if msg.get_type() != "HEARTBEAT" or not _is_autopilot(msg):
                 self.counters["unknown_source"] += 1
                 return
-            v = self._discover(msg, endpoint, addr, now)
+            v = self._discover(msg, endpoint, addr, now, by_address)
             if v is None:
                 return
         v.on_message(msg, endpoint, addr, now)
 
-    def _discover(self, hb: Message, endpoint: Endpoint, addr: Any, now: float) -> Vehicle | None:
+    def _discover(
+        self, hb: Message, endpoint: Endpoint, addr: Any, now: float, by_address: bool = False
+    ) -> Vehicle | None:
         sysid, compid = hb.get_srcSystem(), hb.get_srcComponent()
         profile = profile_for(hb.autopilot, hb.type, self.profiles)
         if profile is None:
@@ -261,10 +273,13 @@ class FleetLink:
             sign_outgoing(encoder.mav, self._keys[sysid], sc.link_id, self.wall_clock())
         v = Vehicle(self, sysid, compid, profile, encoder, endpoint, addr, LinkHealth(
             lost_after_s=self.config.link_lost_after_s))
-        self.vehicles[sysid] = v
+        if by_address:
+            v.key = ADDRESS_KEY_BASE + len(self._by_address)
+            self._by_address[(endpoint.name, addr, sysid)] = v.key
+        self.vehicles[v.key] = v
         log.info("vehicle_discovered", sysid=sysid, compid=compid, profile=profile.name,
                  endpoint=endpoint.name)
-        self.notify(Notice(sysid, "vehicle_discovered", profile.name))
+        self.notify(Notice(v.key, "vehicle_discovered", profile.name))
         v.send_timesync(now)  # an early round-trip time sizes the mission retry timeouts
         v.begin_setup()
         return v
@@ -294,7 +309,7 @@ class FleetLink:
                 ev = v.health.on_timer(now)
                 if ev is LinkEvent.LOST:
                     log.warning("link_lost", sysid=v.sysid)
-                    self.notify(Notice(v.sysid, ev.value))
+                    self.notify(Notice(v.key, ev.value))
                     v.on_link_lost()
                 if do_timesync and v.health.alive:
                     v.send_timesync(now)

@@ -58,6 +58,7 @@ class Vehicle:
     ) -> None:
         self.link = link
         self.sysid = sysid
+        self.key = sysid  # the fleet's key for it; differs only on identify_by=address links
         self.compid = compid
         self.profile = profile
         self.encoder = encoder

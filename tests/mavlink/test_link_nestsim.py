@@ -309,3 +309,20 @@ async def test_signing_key_is_provisioned_then_required() -> None:
         await v.wait_until(lambda: sim_v.counters.get("signature_rejected", 0) == 1, 3.0,
                            "unsigned refused")
         assert not sim_v.armed
+
+
+async def test_same_sysids_from_different_addresses_are_different_vehicles_by_address() -> None:
+    (port,) = free_udp_ports(1)
+    link = FleetLink(LinkConfig(endpoints=[EndpointConfig(
+        name="radio", kind="udp_listen", port=port, identify_by="address")]))
+    a = fleet_config(2, gcs_link=True, gcs_remote_port=port, speed=2.0)
+    b = fleet_config(2, gcs_link=True, gcs_remote_port=port, speed=2.0)
+    async with link, Fleet(a) as fa, Fleet(b) as fb:
+        await link.wait_for_vehicles(4, timeout_s=15)
+        assert sorted(v.sysid for v in link.vehicles.values()) == [1, 1, 2, 2]
+        assert all(k >= 1000 for k in link.vehicles)
+        # commands reach the right one of the two system-1 vehicles
+        target = next(v for v in link.vehicles.values()
+                      if v.sysid == 1 and v.addr[1] == fb.vehicle(0).links[-1].local_port)
+        await target.arm()
+        assert fb.vehicle(0).armed and not fa.vehicle(0).armed

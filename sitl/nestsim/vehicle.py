@@ -1551,6 +1551,13 @@ class SimVehicle:
         if not self.set_mode(mode, now_s) and action != "land":
             self.set_mode(self.flavour.mode(names["land"]), now_s)
 
+    def _configured_action(
+        self, px4: tuple[str, dict[int, str]], ardupilot: tuple[str, dict[int, str]]
+    ) -> str | None:
+        """The failsafe action a parameter selects, per flavour (param name, value -> action)."""
+        name, actions = px4 if self.flavour.name == "px4" else ardupilot
+        return actions.get(int(self.params[name]))
+
     def _failsafes(self, now_s: float) -> None:
         px4 = self.flavour.name == "px4"
         airborne = self.armed and self.in_air and not self.falling
@@ -1564,12 +1571,10 @@ class SimVehicle:
                 self.datalink_lost = True
                 self.say(mav.MAV_SEVERITY_CRITICAL, "Connection to ground station lost")
                 if airborne:
-                    act = int(self.params["NAV_DLL_ACT"] if px4 else self.params["FS_GCS_ENABLE"])
-                    action = (
-                        {1: "hold", 2: "rtl", 3: "land", 5: "terminate"}
-                        if px4
-                        else {1: "rtl", 2: "rtl", 3: "rtl", 4: "land", 5: "land"}
-                    ).get(act)
+                    action = self._configured_action(
+                        ("NAV_DLL_ACT", {1: "hold", 2: "rtl", 3: "land", 5: "terminate"}),
+                        ("FS_GCS_ENABLE", {1: "rtl", 2: "rtl", 3: "rtl", 4: "land", 5: "land"}),
+                    )
                     if action:
                         self._failsafe_action(action, now_s, "data link lost")
         # Battery
@@ -1665,12 +1670,10 @@ class SimVehicle:
             self.fence_breached = True
             self.say(mav.MAV_SEVERITY_CRITICAL, "Geofence breached")
             if airborne:
-                act = int(self.params["GF_ACTION"] if px4 else self.params["FENCE_ACTION"])
-                action = (
-                    {2: "hold", 3: "rtl", 4: "terminate", 5: "land"}
-                    if px4
-                    else {1: "rtl", 2: "land", 3: "rtl", 4: "hold", 5: "land"}
-                ).get(act)
+                action = self._configured_action(
+                    ("GF_ACTION", {2: "hold", 3: "rtl", 4: "terminate", 5: "land"}),
+                    ("FENCE_ACTION", {1: "rtl", 2: "land", 3: "rtl", 4: "hold", 5: "land"}),
+                )
                 if action:
                     self._failsafe_action(action, now_s, "geofence")
         elif not breached and self.fence_breached:

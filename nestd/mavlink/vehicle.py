@@ -30,6 +30,7 @@ from nestd.mavlink.protocols.mission import (
     MissionDownload,
     MissionItem,
     MissionUpload,
+    compare_items,
     verify_read_back,
 )
 from nestd.mavlink.protocols.params import Param, ParamRead, ParamReadAll, ParamSet
@@ -82,6 +83,8 @@ class Vehicle:
         self._last_setup_s = 0.0
         self._autopilot_id = profile.autopilot_id
         self._vehicle_types = profile.vehicle_type_ids
+        # What we last put on the vehicle, per mission type, to re-check after outages.
+        self.uploaded: dict[int, tuple[MissionItem, ...]] = {}
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -230,6 +233,25 @@ class Vehicle:
             self.ready = True
             self.log.info("vehicle_ready", profile=self.profile.name)
             self.link.vehicle_ready(self)
+        else:
+            await self._verify_lists()
+
+    async def _verify_lists(self) -> None:
+        """After an outage or reboot, check the vehicle still holds what we uploaded: a
+        mission lost or replaced behind our back must not go unnoticed."""
+        for mission_type, sent in list(self.uploaded.items()):
+            try:
+                got = await self.download(mission_type)
+            except MavlinkError as exc:
+                self.log.warning("resync_failed", mission_type=mission_type, error=str(exc))
+                continue
+            diff = compare_items(sent, got, seq0_is_home=self.profile.mission.seq0_is_home)
+            if diff is None:
+                self.log.info("resync_ok", mission_type=mission_type, items=len(sent))
+                self.link.notify_vehicle(self, "mission_verified", mission_type)
+            else:
+                self.log.warning("mission_changed", mission_type=mission_type, diff=str(diff))
+                self.link.notify_vehicle(self, "mission_changed", (mission_type, diff))
 
     async def close(self) -> None:
         if self._setup_task is not None:
@@ -563,6 +585,7 @@ class Vehicle:
             verify_read_back(mission_type, items, result.items,
                              seq0_is_home=self.profile.mission.seq0_is_home
                              and mission_type == MISSION)
+        self.uploaded[mission_type] = tuple(items)
         self.log.info("mission_uploaded", mission_type=mission_type, items=len(items))
 
     async def upload_mission(self, items: Sequence[MissionItem]) -> None:
@@ -602,3 +625,7 @@ class Vehicle:
             tx = MissionClear(self._target, mission_type, own=self._own)
             await self.transact(tx)
         tx.result.raise_for_status()
+        for t in (MISSION, FENCE, RALLY) if mission_type == mav.MAV_MISSION_TYPE_ALL else (
+            mission_type,
+        ):
+            self.uploaded[t] = ()

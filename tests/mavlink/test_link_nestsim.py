@@ -326,3 +326,37 @@ async def test_same_sysids_from_different_addresses_are_different_vehicles_by_ad
                       if v.sysid == 1 and v.addr[1] == fb.vehicle(0).links[-1].local_port)
         await target.arm()
         assert fb.vehicle(0).armed and not fa.vehicle(0).armed
+
+
+async def test_mission_replaced_during_an_outage_is_reported_after_the_restore() -> None:
+    async with fleet_and_link("px4", 1, False, speed=2.0,
+                              link_kw={"link_lost_after_s": 1.0}) as (fleet, link, notices):
+        await link.wait_for_vehicles({1}, timeout_s=10)
+        v = link.vehicles[1]
+        items = [wp(0, 0, 0, 30, mav.MAV_CMD_NAV_TAKEOFF, (0, 0, 0, math.nan)),
+                 wp(1, HOME_LAT + 0.001, HOME_LON, 30)]
+        await v.upload_mission(items)
+        fleet.cut_link(0)
+        await v.wait_until(lambda: not v.health.alive, 5.0, "link lost")
+        # someone else (a handheld GCS, a reboot that lost storage) changes the mission
+        sim_mission = fleet.vehicle(0).mission
+        sim_mission.lists[MISSION] = sim_mission.lists[MISSION][:1]
+        fleet.restore_link(0)
+        await v.wait_until(lambda: any(n.kind == "mission_changed" for n in notices), 10.0,
+                           "mismatch reported")
+        (changed,) = [n for n in notices if n.kind == "mission_changed"]
+        assert changed.detail[0] == MISSION
+
+
+async def test_unchanged_mission_passes_the_resync_quietly() -> None:
+    async with fleet_and_link("px4", 1, False, speed=2.0,
+                              link_kw={"link_lost_after_s": 1.0}) as (fleet, link, notices):
+        await link.wait_for_vehicles({1}, timeout_s=10)
+        v = link.vehicles[1]
+        await v.upload_mission([wp(0, 0, 0, 30, mav.MAV_CMD_NAV_TAKEOFF, (0, 0, 0, math.nan))])
+        fleet.cut_link(0, duration_s=2.0)
+        await v.wait_until(lambda: not v.health.alive, 5.0, "link lost")
+        await v.wait_until(lambda: v.health.alive, 5.0, "link back")
+        await v.wait_until(lambda: any(n.kind == "mission_verified" for n in notices), 10.0,
+                           "resync done")
+        assert not any(n.kind == "mission_changed" for n in notices)

@@ -13,7 +13,7 @@ from nestd.airspace.errors import (
 from nestd.airspace.fence import FenceError, FenceItem, FenceLimits, FencePlan, build_fence
 from nestd.airspace.geo import LatLon, LocalFrame, bearing_deg, distance_m, path_length_m
 from nestd.airspace.loader import load_airspace, parse_airspace
-from nestd.airspace.mission import Violation, ViolationKind, validate_mission
+from nestd.airspace.mission import Violation, ViolationKind, Violations, validate_mission
 from nestd.airspace.model import Margins, Site, SiteKind, StoreInfo, Zone
 from nestd.airspace.router import (
     DeliveryPlan,
@@ -71,6 +71,7 @@ __all__ = [
     "StoreInfo",
     "Violation",
     "ViolationKind",
+    "Violations",
     "Waypoint",
     "Zone",
     "affected_flights",

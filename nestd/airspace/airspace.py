@@ -41,16 +41,19 @@ class ZoneEdges:
     """Every boundary edge of every zone as flat arrays, in runs covered by discs.
 
     Zone z owns edges `start[z] : start[z] + count[z]` (all rings, holes
-    included), cut into runs of `RUN` consecutive edges (zone z owns runs
-    `run_start_of_zone[z] : ... + runs_of_zone[z]`, run r owns edges
-    `run_start[r] : ... + run_count[r]`); each zone and each run has a disc
-    (centre, radius) covering it. Lets numpy answer "does this leg meet / come within the
+    included), cut into runs of up to `RUN` consecutive edges of one ring
+    (zone z owns runs `run_start_of_zone[z] : ... + runs_of_zone[z]`, run r
+    owns edges `run_start[r] : ... + run_count[r]`); each zone and each run
+    has a disc (centre, radius) covering it. Lets numpy answer "does this leg meet / come within the
     margin of this zone, and where" for hundreds of (leg, zone) pairs at once:
     the discs leave only the few runs a leg passes near, where a GEOS call
-    per pair costs several microseconds and an overlay tens of them.
+    per pair costs several microseconds and an overlay tens of them. The
+    same runs and discs are also kept padded to fixed widths (`run_vertices`,
+    `block_discs`) so numpy can gather them a row at a time.
     """
 
     RUN = 8
+    BLOCK = 16
 
     def __init__(self, geometries: NDArray[np.object_]) -> None:
         n = len(geometries)
@@ -70,12 +73,18 @@ class ZoneEdges:
         self.count: NDArray[np.intp] = np.bincount(zone_of_edge, minlength=n).astype(np.intp)
         self.start: NDArray[np.intp] = (np.cumsum(self.count) - self.count).astype(np.intp)
         self.cx, self.cy, self.r = _discs(self.x0, self.y0, self.x1, self.y1, zone_of_edge, n)
-        # Runs: edges of one zone, RUN at a time (edges come grouped by zone).
-        n_runs = (self.count + self.RUN - 1) // self.RUN
+        # Runs: edges of one ring, RUN at a time (edges come grouped by ring
+        # and rings by zone), so a run's edges join end to end.
+        ring_of_edge = ring_of[:-1][same]
+        ring_count = np.bincount(ring_of_edge, minlength=len(rings))
+        ring_start = np.cumsum(ring_count) - ring_count
+        ring_runs = (ring_count + self.RUN - 1) // self.RUN
+        zone_of_ring = part_of[ring_part] if len(rings) else np.zeros(0, np.intp)
+        n_runs = np.bincount(zone_of_ring, ring_runs, minlength=n).astype(np.intp)
         self.run_start_of_zone: NDArray[np.intp] = (np.cumsum(n_runs) - n_runs).astype(np.intp)
-        self.runs_of_zone: NDArray[np.intp] = n_runs.astype(np.intp)
-        local = np.arange(len(zone_of_edge)) - self.start[zone_of_edge]
-        run_of_edge = self.run_start_of_zone[zone_of_edge] + local // self.RUN
+        self.runs_of_zone: NDArray[np.intp] = n_runs
+        local = np.arange(len(ring_of_edge)) - ring_start[ring_of_edge]
+        run_of_edge = (np.cumsum(ring_runs) - ring_runs)[ring_of_edge] + local // self.RUN
         m = int(n_runs.sum())
         self.run_count: NDArray[np.intp] = np.bincount(run_of_edge, minlength=m).astype(np.intp)
         self.run_start: NDArray[np.intp] = (np.cumsum(self.run_count) - self.run_count).astype(
@@ -83,6 +92,45 @@ class ZoneEdges:
         )
         self.run_cx, self.run_cy, self.run_r = _discs(
             self.x0, self.y0, self.x1, self.y1, run_of_edge, m
+        )
+        # Fixed-width copies, so numpy gathers a run (a block of runs) with
+        # one row copy instead of one element per edge (run) and array: run
+        # r's vertices are run_vertices[r] = (x, y) x (RUN + 1), its edges
+        # joining consecutive ones; padded with copies of its last vertex
+        # (zero-length edges there change no crossing or distance);
+        # zone z's runs come in blocks `block_start_of_zone[z] : ... +
+        # blocks_of_zone[z]` of BLOCK runs: block_runs[b] (run ids) and
+        # their discs block_discs[b] = (cx, cy, r) x BLOCK (padding: r NaN,
+        # never near anything).
+        k = np.arange(self.RUN + 1)[None, :]
+        cnt = self.run_count[:, None]
+        pick = self.run_start[:, None] + np.minimum(k, cnt - 1)
+        self.run_vertices: FloatArray = np.stack(
+            [
+                np.where(k < cnt, self.x0[pick], self.x1[pick]),
+                np.where(k < cnt, self.y0[pick], self.y1[pick]),
+            ],
+            axis=1,
+        )
+        n_blocks = (n_runs + self.BLOCK - 1) // self.BLOCK
+        self.block_start_of_zone: NDArray[np.intp] = (np.cumsum(n_blocks) - n_blocks).astype(
+            np.intp
+        )
+        self.blocks_of_zone: NDArray[np.intp] = n_blocks.astype(np.intp)
+        zone_of_block = np.repeat(np.arange(n), n_blocks)
+        local_block = np.arange(len(zone_of_block)) - self.block_start_of_zone[zone_of_block]
+        first = self.run_start_of_zone[zone_of_block] + local_block * self.BLOCK
+        end = self.run_start_of_zone[zone_of_block] + n_runs[zone_of_block]
+        ids = first[:, None] + np.arange(self.BLOCK)[None, :]
+        real = ids < end[:, None]
+        self.block_runs: NDArray[np.intp] = np.where(real, ids, 0).astype(np.intp)
+        self.block_discs: FloatArray = np.stack(
+            [
+                self.run_cx[self.block_runs],
+                self.run_cy[self.block_runs],
+                np.where(real, self.run_r[self.block_runs], np.nan),
+            ],
+            axis=1,
         )
 
 
@@ -104,18 +152,6 @@ def _discs(
     # Slack far above the rounding of any distance computed against it.
     r: FloatArray = far * (1.0 + 1e-9) + 1e-3
     return cx, cy, r
-
-
-def seg_disc_d2(
-    ax: FloatArray, ay: FloatArray, dx: FloatArray, dy: FloatArray, cx: FloatArray, cy: FloatArray
-) -> FloatArray:
-    """Squared distance from each segment (a, a + d) to the point c."""
-    wx, wy = cx - ax, cy - ay
-    t = (wx * dx + wy * dy) / np.maximum(dx * dx + dy * dy, 1e-300)
-    np.clip(t, 0.0, 1.0, out=t)
-    ex, ey = wx - t * dx, wy - t * dy
-    out: FloatArray = ex * ex + ey * ey
-    return out
 
 
 class Airspace:
@@ -151,6 +187,10 @@ class Airspace:
         self.margins = margins
         self.source = source
         self.zone_index: dict[str, int] = {z.id: i for i, z in enumerate(self.zones)}
+        # Per zone: the position of its id among all the ids sorted.
+        by_id = sorted(range(len(self.zones)), key=lambda i: self.zones[i].id)
+        self.zone_rank: NDArray[np.intp] = np.empty(len(by_id), np.intp)
+        self.zone_rank[by_id] = np.arange(len(by_id))
 
         hm, vm = margins.horizontal_m, margins.vertical_m
         # The raw zones are indexed and the margin is applied with exact

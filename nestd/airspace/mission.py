@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import bisect
 import math
 import weakref
-from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Iterator, Sequence
+from enum import Enum, StrEnum
+from typing import overload
 
 import numpy as np
 import shapely
 from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
-from nestd.airspace.airspace import Airspace, BoolArray, FloatArray, expand, seg_disc_d2
+from nestd.airspace.airspace import Airspace, BoolArray, FloatArray, ZoneEdges, expand
 from nestd.airspace.geo import LatLon
 from nestd.airspace.model import Margins, conservative_buffer
 from nestd.airspace.timewin import Instant, to_utc
@@ -35,15 +34,247 @@ class ViolationKind(StrEnum):
     BELOW_GROUND = "below_ground"
 
 
-@dataclass(frozen=True, slots=True)
-class Violation:
-    """One illegal leg. Leg i ends at waypoint i (leg 0 starts at home when `from_home`)."""
+class _Unset(Enum):
+    UNSET = 0
 
-    leg: int
-    kind: ViolationKind
-    feature_id: str | None
-    message: str
-    where: LatLon | None = None
+
+class Violation:
+    """One illegal leg. Leg i ends at waypoint i (leg 0 starts at home when `from_home`).
+
+    Immutable, compared and hashed by all five fields like the dataclass it
+    replaces. `Violation(leg, kind, feature_id, message, where=None)` makes
+    one; those from `validate_mission` work out `message` and `where` (where
+    the leg enters the zone or comes closest, WGS84; None for an invalid
+    waypoint) on first access and keep them.
+    """
+
+    __slots__ = ("_feature_id", "_kind", "_leg", "_message", "_row", "_src", "_where")
+    __match_args__ = ("leg", "kind", "feature_id", "message", "where")
+
+    _leg: int
+    _kind: ViolationKind
+    _feature_id: str | None
+    _message: str | None
+    _where: LatLon | _Unset | None
+    _src: Violations | None
+    _row: int
+
+    def __init__(
+        self,
+        leg: int,
+        kind: ViolationKind,
+        feature_id: str | None,
+        message: str,
+        where: LatLon | None = None,
+    ) -> None:
+        self._leg, self._kind, self._feature_id = leg, kind, feature_id
+        self._message, self._where, self._src, self._row = message, where, None, -1
+
+    @property
+    def leg(self) -> int:
+        return self._leg
+
+    @property
+    def kind(self) -> ViolationKind:
+        return self._kind
+
+    @property
+    def feature_id(self) -> str | None:
+        """The zone's id, the keep-in's first id, or None (ground, invalid waypoint)."""
+        return self._feature_id
+
+    @property
+    def message(self) -> str:
+        m = self._message
+        if m is None:
+            assert self._src is not None
+            m = self._message = self._src._message_of(self._row)
+        return m
+
+    @property
+    def where(self) -> LatLon | None:
+        w = self._where
+        if w is _Unset.UNSET:
+            assert self._src is not None
+            w = self._where = self._src._where_of(self._row)
+        return w
+
+    def _fields(self) -> tuple[int, ViolationKind, str | None, str, LatLon | None]:
+        return (self._leg, self._kind, self._feature_id, self.message, self.where)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Violation):
+            return NotImplemented
+        if (self._leg, self._kind, self._feature_id) != (
+            other._leg,
+            other._kind,
+            other._feature_id,
+        ):
+            return False
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"Violation(leg={self._leg!r}, kind={self._kind!r}, feature_id={self._feature_id!r}, "
+            f"message={self.message!r}, where={self.where!r})"
+        )
+
+    def __reduce__(self) -> tuple[type[Violation], tuple[object, ...]]:
+        return (Violation, self._fields())
+
+
+class _LazyViolation(Violation):
+    """Row `row` of a `Violations`: message and where are asked of it on first access."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        src: Violations,
+        row: int,
+        leg: int,
+        kind: ViolationKind,
+        feature_id: str | None,
+    ) -> None:
+        self._leg, self._kind, self._feature_id = leg, kind, feature_id
+        self._message, self._where, self._src, self._row = None, _Unset.UNSET, src, row
+
+
+# Kinds by code (the row arrays of `Violations` hold codes); `_KIND_RANK`
+# sorts them like their values, the order violations are listed in.
+_KINDS: tuple[ViolationKind, ...] = tuple(ViolationKind)
+_KIND_CODE = {k: i for i, k in enumerate(_KINDS)}
+_KIND_RANK = np.argsort(np.argsort([k.value for k in _KINDS])).astype(np.intp)
+_KO, _KOM = _KIND_CODE[ViolationKind.KEEP_OUT], _KIND_CODE[ViolationKind.KEEP_OUT_MARGIN]
+
+
+class Violations(Sequence[Violation]):
+    """Every violation of a mission, sorted by (leg, kind, feature id): a read-only list.
+
+    `len()`, truthiness, indexing and slicing (a slice is a plain list),
+    iteration, `in`, and `==` with any sequence (`validate_mission(...) == []`)
+    work as on a list; `list(vs)` makes one. A dense mission can have
+    hundreds of violations, so they are kept as arrays and each `Violation`
+    is made when first reached (then kept: the same object every time).
+    Messages are formatted on first access, and positions are converted to
+    WGS84 all at once when the first `where` is read.
+    """
+
+    __slots__ = ("_arrays", "_complete", "_frame", "_items", "_lists", "_other", "_wgs84", "_zones")
+
+    def __init__(
+        self,
+        a: Airspace,
+        legs: NDArray[np.intp],
+        kinds: NDArray[np.intp],
+        src: NDArray[np.intp],
+        lo: FloatArray,
+        hi: FloatArray,
+        x: FloatArray,
+        y: FloatArray,
+        other: list[tuple[str | None, str]],
+    ) -> None:
+        """Rows in order. Row i is about zone `src[i]` (`src[i]` >= 0; `lo`, `hi` are the
+        heights flown over or near it) or, for `src[i]` < 0, has the feature id and
+        message `other[-1 - src[i]]`; (x, y) is where, in the local frame (NaN: none)."""
+        # Not the airspace: a violation kept for long must not keep its caches alive.
+        self._zones, self._frame = a.zones, a.frame
+        self._arrays = (legs, kinds, src, lo, hi, x, y)
+        self._other = other
+        self._items: list[Violation | None] = [None] * len(legs)
+        self._complete = not len(legs)
+        self._lists: tuple[list[int], list[int], list[int], list[float], list[float]] | None = None
+        self._wgs84: tuple[list[float], list[float], list[bool]] | None = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _rows(self) -> tuple[list[int], list[int], list[int], list[float], list[float]]:
+        """legs, kind codes, sources, lo, hi as Python lists (cheaper per item than numpy)."""
+        got = self._lists
+        if got is None:
+            legs, kinds, src, lo, hi, _, _ = self._arrays
+            got = self._lists = (
+                legs.tolist(),
+                kinds.tolist(),
+                src.tolist(),
+                lo.tolist(),
+                hi.tolist(),
+            )
+        return got
+
+    def _feature_id(self, s: int) -> str | None:
+        return self._zones[s].id if s >= 0 else self._other[-1 - s][0]
+
+    def _item(self, i: int) -> Violation:
+        v = self._items[i]
+        if v is None:
+            legs, kinds, src, _, _ = self._rows()
+            v = self._items[i] = _LazyViolation(
+                self, i, legs[i], _KINDS[kinds[i]], self._feature_id(src[i])
+            )
+        return v
+
+    def _all(self) -> list[Violation]:
+        if not self._complete:
+            for i in range(len(self._items)):
+                self._item(i)
+            self._complete = True
+        return self._items  # type: ignore[return-value]  # no None left
+
+    @overload
+    def __getitem__(self, i: int) -> Violation: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Violation]: ...
+
+    def __getitem__(self, i: int | slice) -> Violation | list[Violation]:
+        if isinstance(i, slice):
+            return [self._item(k) for k in range(*i.indices(len(self._items)))]
+        n = len(self._items)
+        if not -n <= i < n:
+            raise IndexError("violation index out of range")
+        return self._item(i % n)
+
+    def __iter__(self) -> Iterator[Violation]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        if len(other) != len(self):
+            return False
+        return all(x == y for x, y in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Violations({self._all()!r})"
+
+    def _message_of(self, row: int) -> str:
+        legs, kinds, src, lo, hi = self._rows()
+        s = src[row]
+        if s < 0:
+            return self._other[-1 - s][1]
+        z = self._zones[s]
+        what = f"keep-out {z.id!r} ({z.name})"
+        if kinds[row] == _KOM:
+            return f"leg {legs[row]} passes within the safety margin of {what}"
+        return (
+            f"leg {legs[row]} enters {what} at {lo[row]:.0f}-{hi[row]:.0f} m; "
+            f"zone band {z.floor_m:.0f}-{_fmt(z.ceiling_m)} m"
+        )
+
+    def _where_of(self, row: int) -> LatLon | None:
+        got = self._wgs84
+        if got is None:
+            x, y = self._arrays[5:]
+            lon, lat = self._frame.to_wgs84(x, y)
+            got = self._wgs84 = (lat.tolist(), lon.tolist(), np.isfinite(x).tolist())
+        return LatLon(got[0][row], got[1][row]) if got[2][row] else None
 
 
 def validate_mission(
@@ -55,8 +286,13 @@ def validate_mission(
     home: LatLon | None = None,
     from_home: bool = True,
     return_alt_m: float | None = None,
-) -> list[Violation]:
-    """Every violation of every leg, in leg order; an empty list means the mission is legal.
+) -> Violations:
+    """Every violation of every leg, in leg order; empty means the mission is legal.
+
+    The result is a read-only list (`Violations`) sorted by (leg, kind,
+    feature id), at most one entry per (leg, kind, feature); it compares
+    equal to a list of the same violations, so `validate_mission(...) == []`
+    tests for a legal mission.
 
     Legs are straight lines between consecutive waypoints with altitude varying
     linearly, so a vertical leg (same position, different altitude) is the
@@ -69,7 +305,9 @@ def validate_mission(
     t0 = to_utc(depart_at)
     active = a.active_mask(t0, to_utc(t0.timestamp() + flight_duration_s))
     home_p = a.nest.position if home is None else home
-    out: list[Violation] = []
+    # Violations other than zones' are few: gathered as records (where as
+    # local x, y; NaN for none) and merged with the zones' rows at the end.
+    recs: list[_Record] = []
 
     w_lat = np.array([wp.lat_deg for wp in waypoints], float)
     w_lon = np.array([wp.lon_deg for wp in waypoints], float)
@@ -85,12 +323,14 @@ def validate_mission(
     amsl = np.array([wp.frame is not AltFrame.RELATIVE_HOME for wp in waypoints], bool)
     w_h = np.where(amsl, w_alt - a.store.ground_amsl_m, w_alt)
     for i in np.flatnonzero(~valid).tolist():
-        out.append(
-            Violation(
+        recs.append(
+            (
                 i,  # leg i is the one that ends at waypoint i
                 ViolationKind.INVALID_WAYPOINT,
                 None,
                 f"waypoint {i} has a non-finite or out-of-range position/altitude",
+                math.nan,
+                math.nan,
             )
         )
     # An invalid waypoint stands in as home on the ground; its legs are skipped.
@@ -107,8 +347,8 @@ def validate_mission(
         h = np.concatenate([h, [h_back, return_alt_m, 0.0]])
     if len(h) == 1:
         lat, lon, h = np.repeat(lat, 2), np.repeat(lon, 2), np.repeat(h, 2)
-    if out and len(bad_wp) == len(h):
-        return out
+    if recs and len(bad_wp) == len(h):
+        return _merge(a, recs, None)
 
     x, y = a.frame.to_local(lon, lat)
     xy = np.column_stack([x, y])
@@ -116,17 +356,14 @@ def validate_mission(
     # Degenerate legs (vertical columns) must stay valid LineStrings.
     same = np.all(coords[:, 0] == coords[:, 1], axis=1)
     coords[same, 1, 0] += 1e-6
-    lines = shapely.linestrings(coords)
+    lines = _Lines(coords)
     first_leg = 0 if from_home else 1
-    n_legs = len(lines)
+    n_legs = len(coords)
     leg_ok = np.ones(n_legs, bool)
     for k in bad_wp:
         leg_ok[max(k - 1, 0) : k + 1] = False
     skip = set(np.flatnonzero(~leg_ok).tolist())
 
-    # Violations other than zones' are few: gathered as records, made into
-    # objects at the end with every position converted to WGS84 in one call.
-    recs: list[_Record] = []
     ceiling_raw = a.keep_in.ceiling_m
     hi_leg, lo_leg = np.maximum(h[:-1], h[1:]), np.minimum(h[:-1], h[1:])
     for k in np.flatnonzero(leg_ok & (hi_leg > a.ceiling_limit_m)).tolist():
@@ -178,26 +415,61 @@ def validate_mission(
         px, py = (float(c[0, 0]), float(c[0, 1])) if len(c) else (math.nan, math.nan)
         recs.append((leg, kind, a.keep_in.ids[0], txt, px, py))
 
-    zone_vs = _zone_violations(a, coords, lines, h, active, leg_ok, first_leg)
-
-    rx = np.array([r[4] for r in recs])
-    ry = np.array([r[5] for r in recs])
-    lon_w, lat_w = a.frame.to_wgs84(rx, ry) if recs else (rx, ry)
-    for r, la, lo_ in zip(recs, lat_w.tolist(), lon_w.tolist(), strict=True):
-        w = LatLon(la, lo_) if math.isfinite(r[4]) else None
-        out.append(Violation(r[0], r[1], r[2], r[3], w))
-    # Zone violations come sorted and outnumber the rest: put the rest in place.
-    out.sort(key=_order)
-    for v in out:
-        bisect.insort(zone_vs, v, key=_order)
-    return zone_vs
+    return _merge(a, recs, _zone_violations(a, coords, lines, h, active, leg_ok, first_leg))
 
 
-def _order(v: Violation) -> tuple[int, str, str]:
-    return (v.leg, v.kind, v.feature_id or "")
+def _merge(a: Airspace, recs: list[_Record], zone_rows: _ZoneRows | None) -> Violations:
+    """The records and the zones' rows (sorted) as one `Violations`, in order."""
+    if zone_rows is None:
+        e = np.zeros(0, np.intp)
+        ef = np.zeros(0)
+        zone_rows = (e, e, e, ef, ef, ef, ef)
+    z_legs, z_kinds, z_zone, lo, hi, x, y = zone_rows
+    if not recs:
+        return Violations(a, z_legs, z_kinds, z_zone, lo, hi, x, y, [])
+    r_legs = np.array([r[0] for r in recs], np.intp)
+    r_kinds = np.array([_KIND_CODE[r[1]] for r in recs], np.intp)
+    nan = np.full(len(recs), math.nan)
+    legs = np.concatenate([z_legs, r_legs])
+    kinds = np.concatenate([z_kinds, r_kinds])
+    src = np.concatenate([z_zone, -1 - np.arange(len(recs), dtype=np.intp)])
+    # A record's (leg, kind) is unique and no zone row shares its kind, so
+    # its feature id never decides the order.
+    feat = np.concatenate([a.zone_rank[z_zone], np.zeros(len(recs), np.intp)])
+    order = np.lexsort((feat, _KIND_RANK[kinds], legs))
+    return Violations(
+        a,
+        legs[order],
+        kinds[order],
+        src[order],
+        np.concatenate([lo, nan])[order],
+        np.concatenate([hi, nan])[order],
+        np.concatenate([x, [r[4] for r in recs]])[order],
+        np.concatenate([y, [r[5] for r in recs]])[order],
+        [(r[2], r[3]) for r in recs],
+    )
 
 
-def _covered_by_keep_in(a: Airspace, coords: FloatArray, lines: NDArray[np.object_]) -> BoolArray:
+class _Lines:
+    """The legs as shapely LineStrings, made on first use (few missions need them)."""
+
+    __slots__ = ("_coords", "_lines")
+
+    def __init__(self, coords: FloatArray) -> None:
+        self._coords = coords
+        self._lines: NDArray[np.object_] | None = None
+
+    def all(self) -> NDArray[np.object_]:
+        if self._lines is None:
+            self._lines = shapely.linestrings(self._coords)
+        return self._lines
+
+    def __getitem__(self, k: int) -> BaseGeometry:
+        line: BaseGeometry = self.all()[k]
+        return line
+
+
+def _covered_by_keep_in(a: Airspace, coords: FloatArray, lines: _Lines) -> BoolArray:
     """Which legs stay inside the shrunk keep-in."""
     if _keep_in_is_convex(a):
         # A convex polygon covers a segment when it covers both ends.
@@ -205,7 +477,7 @@ def _covered_by_keep_in(a: Airspace, coords: FloatArray, lines: NDArray[np.objec
         inside = shapely.intersects_xy(a.keep_in_shrunk, ends[:, 0], ends[:, 1])
         out: BoolArray = inside[0::2] & inside[1::2]
         return out
-    covered: BoolArray = shapely.covered_by(lines, a.keep_in_shrunk)
+    covered: BoolArray = shapely.covered_by(lines.all(), a.keep_in_shrunk)
     return covered
 
 
@@ -229,18 +501,29 @@ def _keep_in_is_convex(a: Airspace) -> bool:
 
 
 _Record = tuple[int, ViolationKind, str | None, str, float, float]
+"""leg, kind, feature id, message, where (local x, y; NaN for none)."""
+_ZoneRows = tuple[
+    NDArray[np.intp],
+    NDArray[np.intp],
+    NDArray[np.intp],
+    FloatArray,
+    FloatArray,
+    FloatArray,
+    FloatArray,
+]
+"""Zone violations in order: legs, kind codes, zones, heights flown (lo, hi), where (x, y)."""
 
 
 def _zone_violations(
     a: Airspace,
     coords: FloatArray,
-    lines: NDArray[np.object_],
+    lines: _Lines,
     h: FloatArray,
     active: NDArray[np.bool_],
     leg_ok: NDArray[np.bool_],
     first_leg: int,
-) -> list[Violation]:
-    """Keep-out and keep-out-margin violations of every (leg, active zone) pair.
+) -> _ZoneRows | None:
+    """Keep-out and keep-out-margin violations of every (leg, active zone) pair, sorted.
 
     Pairs within the horizontal margin come from `_near_pairs` (numpy over
     the zones' edges, no per-pair GEOS call), with where each leg enters or
@@ -250,7 +533,7 @@ def _zone_violations(
     sloped_leg = h[:-1] != h[1:]
     li, zi, raw_hit, where_t, last_t = _near_pairs(a, coords, leg_ok, active, sloped_leg)
     if not len(li):
-        return []
+        return None
     h0, h1 = h[li], h[li + 1]
     # Heights flown over the zone (the leg meets it) or near it: the whole
     # leg unless refined below for sloped legs.
@@ -295,40 +578,16 @@ def _zone_violations(
     sel = np.flatnonzero(enters | margin)
     # In output order: leg, then kind (keep_out < keep_out_margin), then zone id.
     is_margin = margin[sel]
-    sel = sel[np.lexsort((_zone_rank(a)[zi[sel]], is_margin, li[sel]))]
+    key = (li[sel] * 2 + is_margin) * len(a.zones) + a.zone_rank[zi[sel]]
+    sel = sel[np.argsort(key)]
     is_margin = margin[sel]
     leg_i, zone_i = li[sel], zi[sel]
     t = where_t[sel]
     ax, ay = coords[leg_i, 0, 0], coords[leg_i, 0, 1]
-    lon, lat = a.frame.to_wgs84(
-        ax + t * (coords[leg_i, 1, 0] - ax), ay + t * (coords[leg_i, 1, 1] - ay)
-    )
-
-    # Hundreds of violations: built with comprehensions and map, which
-    # halve the per-item interpreter overhead of an explicit loop.
-    texts = _zone_texts(a)
-    legs = (leg_i + first_leg).tolist()
-    zt = [texts[z] for z in zone_i.tolist()]
-    margins = is_margin.tolist()
-    msgs = [
-        f"leg {leg} passes within the safety margin of {what}"
-        if m
-        else f"leg {leg} enters {what} at {lo_:.0f}-{hi_:.0f} m; zone band {band} m"
-        for leg, (_, what, band), m, lo_, hi_ in zip(
-            legs, zt, margins, lo[sel].tolist(), hi[sel].tolist(), strict=True
-        )
-    ]
-    ko, kom = ViolationKind.KEEP_OUT, ViolationKind.KEEP_OUT_MARGIN
-    return list(
-        map(
-            Violation,
-            legs,
-            [kom if m else ko for m in margins],
-            [t[0] for t in zt],
-            msgs,
-            map(LatLon, lat.tolist(), lon.tolist()),
-        )
-    )
+    wx = ax + t * (coords[leg_i, 1, 0] - ax)
+    wy = ay + t * (coords[leg_i, 1, 1] - ay)
+    kinds = np.where(is_margin, _KOM, _KO).astype(np.intp)
+    return (leg_i + first_leg, kinds, zone_i, lo[sel], hi[sel], wx, wy)
 
 
 def _near_pairs(
@@ -345,10 +604,12 @@ def _near_pairs(
     leg in the zone (NaN for the others), so the pair's [where, last] is the
     stretch flown over the zone. Candidates are narrowed by boxes
     (tree), then by the disc around each zone, then by the discs around its
-    runs of edges; only edges in runs the leg passes through (crossings) or
-    near (distance) are tested. A disc covers what it stands for, so no
-    pair or edge within the margin is ever dropped. Crossings are found by
-    the edges' parameters along the leg, and a leg that starts in a zone is
+    runs of edges, then by the vertices' distances from the leg's line;
+    only edges in runs the leg's line passes through (crossings) or near
+    (distance) are tested exactly. A disc covers what it stands for and a
+    line is never further from anything than a segment on it, so no pair
+    or edge within the margin is ever dropped. Crossings are found by the
+    edges' parameters along the leg, and a leg that starts in a zone is
     found by a point-in-polygon test.
     """
     hm = a.margins.horizontal_m
@@ -366,31 +627,58 @@ def _near_pairs(
     if not (leg_ok.all() and active.all()):
         keep = leg_ok[li] & active[zi]
         li, zi = li[keep], zi[keep]
-    reach = ze.r[zi] + hm
-    keep = seg_disc_d2(ax[li], ay[li], dx[li], dy[li], ze.cx[zi], ze.cy[zi]) <= reach * reach
+    # The discs are tested against each leg's line, not the leg: a
+    # line is never further from a disc than the segment on it, so this
+    # keeps every pair (run) the leg comes near, and costs half as much.
+    # (nx, ny): unit normal of the leg (zero for a point: then every disc
+    # passes); off: the line's distance from the origin along it.
+    inv = 1.0 / np.maximum(np.hypot(dx, dy), 1e-300)
+    nx, ny = -dy * inv, dx * inv
+    off = ax * nx + ay * ny
+    keep = np.abs(ze.cx[zi] * nx[li] + ze.cy[zi] * ny[li] - off[li]) <= ze.r[zi] + hm
     li, zi = li[keep], zi[keep]
     n = len(li)
     if not n:
         return li, zi, np.zeros(0, bool), np.zeros(0), np.zeros(0)
     pax, pay, pdx, pdy = ax[li], ay[li], dx[li], dy[li]
+    len2 = np.maximum(pdx * pdx + pdy * pdy, 1e-300)
+    # Fine-grained rows below get their pair's values by np.repeat (a row
+    # per run, per edge): far cheaper than a gather per row.
+    bw, rw = ze.BLOCK, ze.RUN
 
-    # Runs of each pair's zone near its leg.
-    pr, run = expand(ze.run_start_of_zone[zi], ze.runs_of_zone[zi])
-    d2 = seg_disc_d2(pax[pr], pay[pr], pdx[pr], pdy[pr], ze.run_cx[run], ze.run_cy[run])
-    rr = ze.run_r[run]
-    through = d2 <= rr * rr
+    # Runs of each pair's zone near its leg's line, a block of runs at a
+    # time: pair pb[i] against the runs of block blk[i], a row per run.
+    pb, blk = expand(ze.block_start_of_zone[zi], ze.blocks_of_zone[zi])
+    disc = ze.block_discs.take(blk, axis=0)
+    lb = li[pb]
+    dist = disc[:, 0].reshape(-1) * nx[lb].repeat(bw)
+    dist += disc[:, 1].reshape(-1) * ny[lb].repeat(bw)
+    dist -= off[lb].repeat(bw)
+    np.abs(dist, out=dist)
+    rr = disc[:, 2].reshape(-1)
+    through = np.flatnonzero(dist <= rr)
 
     # Crossings: an edge whose ends lie on both sides of the leg's line,
-    # at a parameter t along the leg in [0, 1].
-    po, edge = expand(ze.run_start[run[through]], ze.run_count[run[through]])
-    pe = pr[through][po]
+    # at a parameter t along the leg in [0, 1]. First a row per vertex of
+    # each run: its distance from the line (signed, cheap; an edge can only
+    # straddle the line if its ends' are not both clearly on one side).
+    # The exact test and t on those edges only.
+    run = ze.block_runs[blk].reshape(-1)
+    vw = rw + 1
+    pr = pb[through // bw]
+    px_, py_, s = _run_vertices(ze, run[through], pr, nx[li], ny[li], off[li], vw)
+    s0, s1 = s[:-1], s[1:]
+    cand = (np.minimum(s0, s1) <= _SIDE_TOL) & (np.maximum(s0, s1) >= -_SIDE_TOL)
+    cand[rw::vw] = False  # a run's last vertex starts no edge of it
+    i = np.flatnonzero(cand)
+    pe = pr[i // vw]
     rdx, rdy = pdx[pe], pdy[pe]
-    ex, ey = ze.ex[edge], ze.ey[edge]
-    wx, wy = ze.x0[edge] - pax[pe], ze.y0[edge] - pay[pe]
+    ex, ey = px_[i + 1] - px_[i], py_[i + 1] - py_[i]
+    wx, wy = px_[i] - pax[pe], py_[i] - pay[pe]
     side0 = wx * rdy - wy * rdx
     side1 = side0 + (ex * rdy - ey * rdx)
     st = np.flatnonzero(side0 * side1 <= 0.0)
-    pe, edge = pe[st], edge[st]
+    pe = pe[st]
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (wx[st] * ey[st] - wy[st] * ex[st]) / (rdx[st] * ey[st] - rdy[st] * ex[st])
     cross = (t >= 0.0) & (t <= 1.0)
@@ -416,39 +704,40 @@ def _near_pairs(
 
     # Distance for the pairs that don't meet: two disjoint segments are
     # closest at an end of one of them (a zone vertex onto the leg, or a leg
-    # end onto a zone edge). A vertex within the margin keeps both its edges'
-    # runs, so taking each edge's first vertex covers every vertex; leg ends
-    # matter only near the zone.
-    near = ~raw_hit[pr] & (d2 <= (rr + hm) ** 2)
+    # end onto a zone edge). A vertex within the margin keeps the runs it
+    # belongs to near, so their vertices cover every vertex that matters;
+    # leg ends matter only near the zone.
+    near = np.flatnonzero((dist <= rr + hm) & ~raw_hit[pb].repeat(bw))
     within = raw_hit
-    if near.any():
-        po, edge = expand(ze.run_start[run[near]], ze.run_count[run[near]])
-        pe = pr[near][po]
-        rdx, rdy = pdx[pe], pdy[pe]
-        qx, qy = ze.x0[edge], ze.y0[edge]
-        wx, wy = qx - pax[pe], qy - pay[pe]
-        inv = 1.0 / np.maximum(pdx * pdx + pdy * pdy, 1e-300)
-        tq = (wx * rdx + wy * rdy) * inv[pe]
+    if len(near):
+        pr = pb[near // bw]
+        px_, py_, s = _run_vertices(ze, run[near], pr, nx[li], ny[li], off[li], vw)
+        # Only vertices within the margin of the line can be within it of the leg.
+        i = np.flatnonzero(np.abs(s) <= hm + _SIDE_TOL)
+        pv = pr[i // vw]
+        rdx, rdy = pdx[pv], pdy[pv]
+        qx, qy = px_[i], py_[i]
+        wx, wy = qx - pax[pv], qy - pay[pv]
+        tq = (wx * rdx + wy * rdy) * (1.0 / len2)[pv]
         np.clip(tq, 0.0, 1.0, out=tq)
-        best = (wx - tq * rdx) ** 2 + (wy - tq * rdy) ** 2
-        best_t = tq
+        pairs, d2s, ts = [pv], [(wx - tq * rdx) ** 2 + (wy - tq * rdy) ** 2], [tq]
         reach2 = (ze.r[zi] + hm) ** 2
         for end_t, ex_, ey_ in ((0.0, pax, pay), (1.0, bx[li], by[li])):
             close = (ex_ - ze.cx[zi]) ** 2 + (ey_ - ze.cy[zi]) ** 2 <= reach2
-            rows = np.flatnonzero(close[pe])
+            rows = np.flatnonzero(close[pr])
             if not len(rows):
                 continue
-            e = edge[rows]
-            ex, ey = ze.ex[e], ze.ey[e]
-            px, py = ex_[pe[rows]], ey_[pe[rows]]
-            se = ((px - qx[rows]) * ex + (py - qy[rows]) * ey) / np.maximum(
-                ex * ex + ey * ey, 1e-300
-            )
+            i = (rows[:, None] * vw + np.arange(rw)).reshape(-1)
+            pc = pr[rows].repeat(rw)
+            q0x, q0y = px_[i], py_[i]
+            ex, ey = px_[i + 1] - q0x, py_[i + 1] - q0y
+            px, py = ex_[pc], ey_[pc]
+            se = ((px - q0x) * ex + (py - q0y) * ey) / np.maximum(ex * ex + ey * ey, 1e-300)
             np.clip(se, 0.0, 1.0, out=se)
-            de = (qx[rows] + se * ex - px) ** 2 + (qy[rows] + se * ey - py) ** 2
-            better = de < best[rows]
-            best[rows[better]] = de[better]
-            best_t[rows[better]] = end_t
+            pairs.append(pc)
+            d2s.append((q0x + se * ex - px) ** 2 + (q0y + se * ey - py) ** 2)
+            ts.append(np.full(len(pc), end_t))
+        pe, best, best_t = np.concatenate(pairs), np.concatenate(d2s), np.concatenate(ts)
         low = np.full(n, np.inf)
         np.minimum.at(low, pe, best)
         at_low = best == low[pe]
@@ -459,35 +748,27 @@ def _near_pairs(
     return li[within], zi[within], raw_hit[within], where_t[within], last[within]
 
 
-_TEXTS: weakref.WeakKeyDictionary[Airspace, list[tuple[str, str, str]]] = (
-    weakref.WeakKeyDictionary()
-)
+# Far above the rounding of a vertex's distance from a leg's line (metres).
+_SIDE_TOL = 1e-6
 
 
-_RANK: weakref.WeakKeyDictionary[Airspace, NDArray[np.intp]] = weakref.WeakKeyDictionary()
-
-
-def _zone_rank(a: Airspace) -> NDArray[np.intp]:
-    """Per zone: the position of its id among all zone ids sorted."""
-    got = _RANK.get(a)
-    if got is None:
-        order = sorted(range(len(a.zones)), key=lambda i: a.zones[i].id)
-        got = np.empty(len(order), np.intp)
-        got[order] = np.arange(len(order))
-        _RANK[a] = got
-    return got
-
-
-def _zone_texts(a: Airspace) -> list[tuple[str, str, str]]:
-    """Per zone: its id, how messages name it, and its band."""
-    got = _TEXTS.get(a)
-    if got is None:
-        got = [
-            (z.id, f"keep-out {z.id!r} ({z.name})", f"{z.floor_m:.0f}-{_fmt(z.ceiling_m)}")
-            for z in a.zones
-        ]
-        _TEXTS[a] = got
-    return got
+def _run_vertices(
+    ze: ZoneEdges,
+    runs: NDArray[np.intp],
+    pair: NDArray[np.intp],
+    nx: FloatArray,
+    ny: FloatArray,
+    off: FloatArray,
+    vw: int,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """x, y of the vertices of `runs` (vw per run) and their signed distance from
+    the line of pair `pair[k]` (unit normal `nx`, `ny`, offset `off`)."""
+    v = ze.run_vertices.take(runs, axis=0)
+    x, y = v[:, 0].reshape(-1), v[:, 1].reshape(-1)
+    s = x * nx[pair].repeat(vw)
+    s += y * ny[pair].repeat(vw)
+    s -= off[pair].repeat(vw)
+    return x, y, s
 
 
 def _near_range(

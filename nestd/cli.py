@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
+from pathlib import Path
 
 from nestd import __version__
 
@@ -23,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--vehicles", type=int, default=3, help="simulated drones (1-3 addresses)")
     demo.add_argument("--speed", type=float, default=8.0, help="simulation speed-up factor")
     demo.add_argument("--timeout", type=float, default=240.0, help="give up after N seconds")
+    run = sub.add_parser("run", help="run the daemon (the systemd service)")
+    run.add_argument("--config", type=Path, required=True, help="the daemon's TOML file")
+    check = sub.add_parser("check-config", help="validate a config file; exit 1 if it is bad")
+    check.add_argument("config", type=Path)
     sim = sub.add_parser(
         "sim", help="run a simulated fleet (same as `nestsim run`)", add_help=False
     )
@@ -46,6 +52,23 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_demo(args.vehicles, args.speed, args.timeout))
         except KeyboardInterrupt:
             return 130
+    if args.command in ("run", "check-config"):
+        from nestd.config import ConfigError, load_config
+        from nestd.mavlink.errors import MavlinkError
+
+        try:
+            config = load_config(args.config)
+            if args.command == "check-config":
+                from nestd.mavlink.profiles import load_profiles
+
+                load_profiles(config.mavlink.profiles_dir)
+                print(f"{args.config}: OK (store {config.store_id}, "
+                      f"{len(config.mavlink.endpoints)} MAVLink endpoints)")
+                return 0
+            return asyncio.run(_run_daemon(config))
+        except (ConfigError, MavlinkError, OSError) as exc:
+            print(f"nestd: {exc}", file=sys.stderr)
+            return 1
     if args.command == "sim":
         from nestsim.cli import main as nestsim_main
 
@@ -53,3 +76,18 @@ def main(argv: list[str] | None = None) -> int:
         return rc
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+async def _run_daemon(config: object) -> int:
+    from nestd.config import DaemonConfig
+    from nestd.daemon import build_daemon
+    from nestd.log import setup_logging
+
+    assert isinstance(config, DaemonConfig)
+    setup_logging()
+    daemon = build_daemon(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.request_stop)
+    await daemon.run()
+    return 0

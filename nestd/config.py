@@ -1,0 +1,87 @@
+"""The daemon's configuration file: one TOML document, validated, with env overrides for secrets."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nestd.mavlink.config import LinkConfig
+
+
+class ConfigError(Exception):
+    """A configuration file that can't be used; the message says which file and field."""
+
+
+class MqttConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Broker host.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port.")
+    username: str | None = Field(None, description="Broker user name.")
+    password: str | None = Field(
+        None, description="Broker password. Prefer the NESTD_MQTT_PASSWORD environment variable "
+        "(or a systemd credential) to writing it here."
+    )
+    client_id: str | None = Field(None, description="MQTT client id; default nestd-<store>.")
+    keepalive_s: int = Field(30, ge=5, le=600, description="MQTT keepalive.")
+    reconnect_max_s: float = Field(30.0, gt=0, description="Longest wait between reconnects.")
+
+
+class TelemetryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rate_hz: float = Field(2.0, gt=0, le=20, description="Vehicle state messages per second.")
+
+
+class DaemonConfig(BaseModel):
+    """The whole file. Sections: [mqtt], [telemetry], [mavlink] (see docs/configuration.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store_id: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="This store's id; every MQTT topic is namespaced by it.",
+    )
+    state_dir: Path = Field(Path("/var/lib/nestd"), description="Journal and flight records.")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    mavlink: LinkConfig
+
+
+def load_config(path: Path, environ: dict[str, str] | None = None) -> DaemonConfig:
+    """Read and validate `path`; raise ConfigError listing every problem, one per line."""
+    env = os.environ if environ is None else environ
+    try:
+        st = path.stat()
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    if st.st_mode & stat.S_IROTH and _mentions_secret(raw):
+        raise ConfigError(f"{path}: holds a password but is readable by everyone; "
+                          f"chmod o-r {path}")
+    try:
+        doc: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    password = env.get("NESTD_MQTT_PASSWORD")
+    if password:
+        doc.setdefault("mqtt", {})["password"] = password
+    try:
+        return DaemonConfig.model_validate(doc)
+    except ValidationError as exc:
+        lines = []
+        for e in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            lines.append(f"{path}: {where}: {e['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _mentions_secret(raw: bytes) -> bool:
+    return b"password" in raw and b'password = ""' not in raw

@@ -33,8 +33,8 @@ class EndpointConfig(BaseModel):
     )
     sysids: list[int] | None = Field(
         None,
-        description="System ids allowed on this endpoint. A heartbeat from any other id is "
-        "counted as spoofed and ignored. None allows any.",
+        description="System ids allowed on this endpoint. A message from any other id is "
+        "counted as spoofed and dropped. None allows any.",
     )
 
     @model_validator(mode="after")

@@ -61,6 +61,10 @@ class ParamTimeout(ParamError):
         super().__init__(name, f"no PARAM_VALUE after {attempts} attempts")
 
 
+class StateTimeout(MavlinkError, TimeoutError):
+    """An expected change (a mode, an altitude) didn't show in telemetry in time."""
+
+
 class LinkLost(MavlinkError):
     """The vehicle stopped being heard while a call was waiting for it."""
 

@@ -73,6 +73,7 @@ class FleetLink:
         # ADDRESS_KEY_BASE up (Vehicle.key); Vehicle.sysid is always the MAVLink id.
         self.vehicles: dict[int, Vehicle] = {}
         self._by_address: dict[tuple[str, Any, int], int] = {}
+        self._unprofiled: set[tuple[int, int]] = set()
         self.endpoints: dict[str, Endpoint] = {}
         self._endpoint_configs = {e.name: e for e in config.endpoints}
         self._decoders: dict[tuple[str, Any], Decoder] = {}
@@ -104,10 +105,11 @@ class FleetLink:
                 ep = self._make_endpoint(ec)
                 await ep.open()
                 self.endpoints[ec.name] = ep
-        except (OSError, ValueError):
+        except Exception:
             self.close_endpoints()
             raise
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="mavlink-heartbeat"))
+        self._tasks.append(asyncio.create_task(self._reopen_loop(), name="mavlink-reopen"))
         self._tasks.append(asyncio.create_task(self._health_loop(), name="mavlink-health"))
 
     async def stop(self) -> None:
@@ -155,14 +157,13 @@ class FleetLink:
             except Exception:  # a listener's bug must not stop the link
                 log.exception("listener_failed", kind=notice.kind, vehicle=notice.vehicle)
 
-    def use_signing_key(self, sysid: int, key: bytes, link_id: int = 1,
+    def use_signing_key(self, vehicle: Vehicle, key: bytes, link_id: int = 1,
                         required: bool = True) -> None:
-        """From now on sign what goes to `sysid` with `key` and check what comes back."""
-        self._keys[sysid] = key
-        self._checkers[sysid] = SignatureChecker(key, required=required)
-        v = self.vehicles.get(sysid)
-        if v is not None:
-            sign_outgoing(v.encoder.mav, key, link_id, self.wall_clock())
+        """From now on sign what goes to `vehicle` with `key` and check what comes back.
+        (Checks are per system id: vehicles sharing an id on address-keyed links share one.)"""
+        self._keys[vehicle.sysid] = key
+        self._checkers[vehicle.sysid] = SignatureChecker(key, required=required)
+        sign_outgoing(vehicle.encoder.mav, key, link_id, self.wall_clock())
 
     def forget_signing_key(self, sysid: int) -> None:
         """Back to the configured signing state for `sysid` (after a failed provisioning)."""
@@ -265,7 +266,10 @@ class FleetLink:
         profile = profile_for(hb.autopilot, hb.type, self.profiles)
         if profile is None:
             self.counters["unknown_source"] += 1
-            log.warning("no_firmware_profile", sysid=sysid, autopilot=hb.autopilot, type=hb.type)
+            if (hb.autopilot, hb.type) not in self._unprofiled:
+                self._unprofiled.add((hb.autopilot, hb.type))  # log once, not every second
+                log.warning("no_firmware_profile", sysid=sysid, autopilot=hb.autopilot,
+                            type=hb.type)
             return None
         encoder = Encoder(self.config.own_sysid, self.config.own_compid)
         sc = self._signing.get(sysid)
@@ -285,6 +289,22 @@ class FleetLink:
         return v
 
     # -- periodic work -----------------------------------------------------------------------
+
+    async def _reopen_loop(self) -> None:
+        """A serial radio unplugged (USB) or hung up is reopened until it comes back."""
+        while True:
+            await asyncio.sleep(2.0)
+            for ep in self.endpoints.values():
+                if isinstance(ep, SerialEndpoint) and ep.closed:
+                    try:
+                        await ep.open()
+                    except (OSError, ValueError) as exc:
+                        if ep.reopen_failures == 0:
+                            log.warning("serial_reopen_failed", endpoint=ep.name, error=str(exc))
+                        ep.reopen_failures += 1
+                    else:
+                        log.info("serial_reopened", endpoint=ep.name)
+                        ep.reopen_failures = 0
 
     async def _heartbeat_loop(self) -> None:
         hb = mav.MAVLink_heartbeat_message(

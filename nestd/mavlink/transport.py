@@ -129,6 +129,15 @@ class SerialEndpoint(Endpoint):
         self.baud = baud
         self._fd: int | None = None
         self._out = bytearray()
+        # At most ~2 s of bytes at the line rate: older queued bytes are stale commands.
+        self.max_queued_bytes = max(baud // 10 * 2, 4096)
+        self.dropped_bytes = 0
+        self.reopen_failures = 0
+        self.hangups = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
 
     async def open(self) -> None:
         fd = os.open(self.device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
@@ -152,17 +161,25 @@ class SerialEndpoint(Endpoint):
         except BlockingIOError:
             return
         except OSError:
+            data = b""
+        if not data:
+            # End of file: the device went away (USB radio unplugged, pty closed). Stop
+            # reading, or the loop spins on it; the link reopens it.
+            self.hangups += 1
             self.close()
             return
-        if data:
-            self.rx_bytes += len(data)
-            self.receiver(self, None, data)
+        self.rx_bytes += len(data)
+        self.receiver(self, None, data)
 
     def send(self, data: bytes, addr: Any) -> None:
         if self._fd is None:
             self.tx_errors += 1
             return
         self._out += data
+        excess = len(self._out) - self.max_queued_bytes
+        if excess > 0:
+            del self._out[:excess]  # may cut a frame: the receiver resyncs on the next one
+            self.dropped_bytes += excess
         self._flush()
 
     def _flush(self) -> None:

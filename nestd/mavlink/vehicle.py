@@ -12,7 +12,13 @@ import structlog
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from nestd.mavlink.codec import Encoder, Message
-from nestd.mavlink.errors import CommandError, MavlinkError, MissionTimeout, ParamError
+from nestd.mavlink.errors import (
+    CommandError,
+    MavlinkError,
+    MissionTimeout,
+    ParamError,
+    StateTimeout,
+)
 from nestd.mavlink.health import LinkEvent, LinkHealth
 from nestd.mavlink.profiles import FirmwareProfile
 from nestd.mavlink.protocols.base import Transaction
@@ -34,6 +40,7 @@ from nestd.mavlink.protocols.mission import (
     verify_read_back,
 )
 from nestd.mavlink.protocols.params import Param, ParamRead, ParamReadAll, ParamSet
+from nestd.mavlink.signing import signing_timestamp
 from nestd.mavlink.state import VehicleState
 from nestd.mavlink.transport import Endpoint
 
@@ -81,6 +88,11 @@ class Vehicle:
         self._mission_lock = asyncio.Lock()
         self._param_types: dict[str, int] = {}
         self._last_setup_s = 0.0
+        self._verify_after_setup = False
+        self._stream_tries: dict[str, int] = {}
+        self.other_components: dict[int, float] = {}  # compid -> last heard
+        self._command_locks: dict[int, asyncio.Lock] = {}
+        self._autopilot_changed_logged = False
         self._autopilot_id = profile.autopilot_id
         self._vehicle_types = profile.vehicle_type_ids
         # What we last put on the vehicle, per mission type, to re-check after outages.
@@ -90,6 +102,13 @@ class Vehicle:
 
     def send(self, msg: Message) -> None:
         self.tx_messages += 1
+        signing = self.encoder.mav.signing
+        if signing.sign_outgoing:
+            # pymavlink only adds 1 per packet; the spec wants our clock, or a vehicle that
+            # restarts (a new stream for it) finds our timestamps a minute stale and refuses.
+            now_ts = signing_timestamp(self.link.wall_clock())
+            if now_ts > signing.timestamp:
+                signing.timestamp = now_ts
         self.endpoint.send(self.encoder.pack(msg), self.addr)
 
     def send_all(self, msgs: list[Message]) -> None:
@@ -106,27 +125,33 @@ class Vehicle:
     # -- receiving ------------------------------------------------------------------------------
 
     def on_message(self, msg: Message, endpoint: Endpoint, addr: Any, now_s: float) -> None:
-        # Answer over whichever route the vehicle was last heard on (redundant links).
-        self.endpoint, self.addr = endpoint, addr
         compid = msg.get_srcComponent()
+        if compid != self.compid:
+            # A gimbal, camera or companion computer on the same system id: it must not
+            # answer our transactions, keep the autopilot's link "alive", or move our route.
+            self.other_components[compid] = now_s
+            return
+        # Answer over whichever route the autopilot was last heard on (redundant links).
+        self.endpoint, self.addr = endpoint, addr
         event = self.health.on_message(compid, msg.get_seq(), now_s)
         if event is LinkEvent.RESTORED and self.ready:
             self.log.info("link_restored")
             self.link.notify_vehicle(self, event.value, None)
-            self.begin_setup()  # re-sync: streams may be lost (ArduPilot forgets on reboot)
+            # re-sync: streams may be lost (ArduPilot forgets on reboot), lists re-checked
+            self._verify_after_setup = True
+            self.begin_setup()
         t = msg.get_type()
         if t == "TIMESYNC" and msg.tc1 != 0:
             sent = self._timesync_sent.pop(msg.ts1, None)
             if sent is not None:
                 self.health.on_rtt(now_s - sent)
             return
-        if compid == self.compid:
-            if t == "HEARTBEAT" and (msg.autopilot != self._autopilot_id
-                                     or msg.type not in self._vehicle_types):
-                self._on_autopilot_changed(msg)
-            self._check_reboot(msg)
-            for state_event in self.state.update(msg, now_s):
-                self.link.notify_vehicle(self, type(state_event).__name__, state_event)
+        if t == "HEARTBEAT" and (msg.autopilot != self._autopilot_id
+                                 or msg.type not in self._vehicle_types):
+            self._on_autopilot_changed(msg)
+        self._check_reboot(msg)
+        for state_event in self.state.update(msg, now_s):
+            self.link.notify_vehicle(self, type(state_event).__name__, state_event)
         for tx in list(self._active):
             if not tx.done:
                 self.send_all(tx.on_message(msg, now_s))
@@ -143,16 +168,23 @@ class Vehicle:
         if last is not None and boot_ms + 5000 < last and self.ready:
             self.log.warning("vehicle_rebooted", was_ms=last, now_ms=boot_ms)
             self.link.notify_vehicle(self, "vehicle_rebooted", None)
+            self._verify_after_setup = True
             self.begin_setup()
 
     def _on_autopilot_changed(self, hb: Message) -> None:
         from nestd.mavlink.profiles import profile_for
 
         profile = profile_for(hb.autopilot, hb.type, self.link.profiles)
-        self.log.warning("autopilot_changed", autopilot=hb.autopilot, type=hb.type,
-                         profile=None if profile is None else profile.name)
-        self.link.notify_vehicle(self, "autopilot_changed", hb.autopilot)
-        if profile is not None and profile is not self.profile:
+        if not self._autopilot_changed_logged:
+            # once per switch: a misconfigured or spoofed sender repeats it every second
+            self._autopilot_changed_logged = True
+            self.log.warning("autopilot_changed", autopilot=hb.autopilot, type=hb.type,
+                             profile=None if profile is None else profile.name)
+            self.link.notify_vehicle(self, "autopilot_changed", hb.autopilot)
+        if profile is None:
+            return
+        if profile is not self.profile:
+            self._autopilot_changed_logged = False
             self.profile = profile
             self._autopilot_id = profile.autopilot_id
             self._vehicle_types = profile.vehicle_type_ids
@@ -171,9 +203,13 @@ class Vehicle:
         for rate in self.profile.streams.intervals:
             if rate.rate_hz < 0.5 or rate.message == "HEARTBEAT":
                 continue
+            if self._stream_tries.get(rate.message, 0) >= 3:
+                continue  # asked three times and never heard: this firmware doesn't send it
             age = self.state.age_s(rate.message, now_s)
             if age is None or age > 3.0 + 3.0 / rate.rate_hz:
-                self.log.warning("stream_missing", message=rate.message, age_s=age)
+                tries = self._stream_tries.get(rate.message, 0) + 1
+                self._stream_tries[rate.message] = tries if age is None else 0
+                self.log.warning("stream_missing", message=rate.message, age_s=age, tries=tries)
                 self.link.notify_vehicle(self, "streams_reapplied", rate.message)
                 self.begin_setup()
                 return
@@ -233,7 +269,8 @@ class Vehicle:
             self.ready = True
             self.log.info("vehicle_ready", profile=self.profile.name)
             self.link.vehicle_ready(self)
-        else:
+        elif self._verify_after_setup:
+            self._verify_after_setup = False
             await self._verify_lists()
 
     async def _verify_lists(self) -> None:
@@ -280,14 +317,23 @@ class Vehicle:
         tx = CommandTransaction(
             self._target, command, params, own=self._own, use_int=use_int, frame=frame
         )
-        await self.transact(tx)
+        # ACKs name only the command: two in flight with one id would settle on one ACK.
+        async with self._command_lock(command):
+            await self.transact(tx)
         result = tx.result
         result.raise_for_status()
         return result
 
+    def _command_lock(self, command: int) -> asyncio.Lock:
+        lock = self._command_locks.get(command)
+        if lock is None:
+            lock = self._command_locks[command] = asyncio.Lock()
+        return lock
+
     async def request_message(self, message_id: int, *params: float) -> Message:
         tx = RequestMessageTransaction(self._target, message_id, params, own=self._own)
-        await self.transact(tx)
+        async with self._command_lock(mav.MAV_CMD_REQUEST_MESSAGE):
+            await self.transact(tx)
         result = tx.result
         result.raise_for_status()
         return result.message
@@ -295,7 +341,8 @@ class Vehicle:
     async def set_message_interval(self, message_id: int, interval_s: float | None) -> None:
         """None turns the message off; 0 restores the firmware's default rate."""
         tx = set_message_interval(self._target, message_id, interval_s, own=self._own)
-        await self.transact(tx)
+        async with self._command_lock(mav.MAV_CMD_SET_MESSAGE_INTERVAL):
+            await self.transact(tx)
         tx.result.raise_for_status()
 
     async def setup_streams(self) -> None:
@@ -342,7 +389,7 @@ class Vehicle:
             # No acknowledgement exists: the vehicle's messages arriving signed with the new
             # key (our checker now refuses anything else) is the confirmation.
             self.send(setup_signing(self.sysid, self.compid, key, self.link.wall_clock()))
-            self.link.use_signing_key(self.sysid, key, link_id)
+            self.link.use_signing_key(self, key, link_id)
             before = self.health.received
             try:
                 await self.wait_until(lambda b=before: self.health.received > b + 2, 2.0,
@@ -386,7 +433,7 @@ class Vehicle:
             while not cond():
                 left = deadline - loop.time()
                 if left <= 0:
-                    raise TimeoutError(f"vehicle {self.sysid}: {what} not seen in {timeout_s} s")
+                    raise StateTimeout(f"vehicle {self.sysid}: {what} not seen in {timeout_s} s")
                 wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(left, 0.5)):
@@ -464,7 +511,13 @@ class Vehicle:
         if self.profile.goto.method == "set_position_target_global_int":
             if self.state.mode_name != guided:
                 await self.set_mode(guided)
-            ignore = 0b0000_1111_1111_1000  # position only: no velocity, accel, yaw
+            ignore = (  # position only
+                mav.POSITION_TARGET_TYPEMASK_VX_IGNORE | mav.POSITION_TARGET_TYPEMASK_VY_IGNORE
+                | mav.POSITION_TARGET_TYPEMASK_VZ_IGNORE | mav.POSITION_TARGET_TYPEMASK_AX_IGNORE
+                | mav.POSITION_TARGET_TYPEMASK_AY_IGNORE | mav.POSITION_TARGET_TYPEMASK_AZ_IGNORE
+                | mav.POSITION_TARGET_TYPEMASK_YAW_IGNORE
+                | mav.POSITION_TARGET_TYPEMASK_YAW_RATE_IGNORE
+            )
             self.send(mav.MAVLink_set_position_target_global_int_message(
                 0, self.sysid, self.compid, frame, ignore, round(lat_deg * 1e7),
                 round(lon_deg * 1e7), alt, 0, 0, 0, 0, 0, 0, 0, 0))

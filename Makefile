@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_nestsim.py
 	$(BIN)/python bench/bench_airspace.py
 	$(BIN)/python bench/bench_link.py
+	$(BIN)/python bench/bench_safety.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -61,15 +61,16 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> DaemonConf
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror}") from None
-    if st.st_mode & stat.S_IROTH and _mentions_secret(raw):
-        raise ConfigError(f"{path}: holds a password but is readable by everyone; "
-                          f"chmod o-r {path}")
     try:
         doc: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    mqtt = doc.get("mqtt")
+    if st.st_mode & stat.S_IROTH and isinstance(mqtt, dict) and mqtt.get("password"):
+        raise ConfigError(f"{path}: holds a password but is readable by everyone; "
+                          f"chmod o-r {path}")
     password = env.get("NESTD_MQTT_PASSWORD")
     if password:
         doc.setdefault("mqtt", {})["password"] = password
@@ -81,7 +82,3 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> DaemonConf
             where = ".".join(str(p) for p in e["loc"]) or "(top level)"
             lines.append(f"{path}: {where}: {e['msg']}")
         raise ConfigError("\n".join(lines)) from None
-
-
-def _mentions_secret(raw: bytes) -> bool:
-    return b"password" in raw and b'password = ""' not in raw

@@ -160,6 +160,17 @@ def mission_item(
     )
 
 
+def square_fence(lat: float, lon: float, half_deg: float,
+                 mission_type: int = mav.MAV_MISSION_TYPE_FENCE) -> list[Any]:
+    """A square inclusion polygon around (lat, lon), as FENCE items."""
+    corners = [(lat - half_deg, lon - half_deg), (lat - half_deg, lon + half_deg),
+               (lat + half_deg, lon + half_deg), (lat + half_deg, lon - half_deg)]
+    return [mission_item(i, la, lo, 0, mav.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION,
+                         frame=mav.MAV_FRAME_GLOBAL_INT, params=(4, 0, 0, 0),
+                         mission_type=mission_type)
+            for i, (la, lo) in enumerate(corners)]
+
+
 async def upload(
     gcs: TestGcs,
     items: list[Any],

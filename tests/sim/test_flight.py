@@ -9,7 +9,7 @@ from nestsim.fleet import Fleet
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from tests.sim.conftest import sim
-from tests.sim.gcs import TestGcs, mission_item, until, upload
+from tests.sim.gcs import TestGcs, mission_item, square_fence, until, upload
 
 HOME_LAT, HOME_LON = 33.1507, -96.8236
 ACCEPTED = mav.MAV_RESULT_ACCEPTED
@@ -221,25 +221,7 @@ async def test_fence_breach_takes_the_fence_action(px4: tuple[Fleet, TestGcs]) -
     v.params["GF_ACTION"] = 3  # return
     ft = mav.MAV_MISSION_TYPE_FENCE
     d = 0.0006  # ~65 m square around home
-    poly = [
-        (HOME_LAT - d, HOME_LON - d),
-        (HOME_LAT - d, HOME_LON + d),
-        (HOME_LAT + d, HOME_LON + d),
-        (HOME_LAT + d, HOME_LON - d),
-    ]
-    fence = [
-        mission_item(
-            i,
-            lat,
-            lon,
-            0,
-            mav.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION,
-            frame=mav.MAV_FRAME_GLOBAL_INT,
-            params=(4, 0, 0, 0),
-            mission_type=ft,
-        )
-        for i, (lat, lon) in enumerate(poly)
-    ]
+    fence = square_fence(HOME_LAT, HOME_LON, d, ft)
     assert await upload(gcs, fence, ft) == mav.MAV_MISSION_ACCEPTED
     await take_off(gcs, fleet, 10.0)
     mark = len(gcs.log)

@@ -11,7 +11,7 @@ from nestsim.fleet import Fleet
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from tests.sim.conftest import sim
-from tests.sim.gcs import TestGcs, download, mission_item, until, upload
+from tests.sim.gcs import TestGcs, download, mission_item, square_fence, until, upload
 
 HOME_LAT, HOME_LON = 33.1507, -96.8236
 ACCEPTED = mav.MAV_RESULT_ACCEPTED
@@ -206,25 +206,7 @@ async def test_fence_and_rally_are_stored_separately_from_the_mission(
 ) -> None:
     fleet, gcs = px4
     fence_type, rally_type = mav.MAV_MISSION_TYPE_FENCE, mav.MAV_MISSION_TYPE_RALLY
-    poly = [
-        (HOME_LAT - 0.01, HOME_LON - 0.01),
-        (HOME_LAT - 0.01, HOME_LON + 0.01),
-        (HOME_LAT + 0.01, HOME_LON + 0.01),
-        (HOME_LAT + 0.01, HOME_LON - 0.01),
-    ]
-    fence = [
-        mission_item(
-            i,
-            lat,
-            lon,
-            0,
-            mav.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION,
-            frame=mav.MAV_FRAME_GLOBAL_INT,
-            params=(4, 0, 0, 0),
-            mission_type=fence_type,
-        )
-        for i, (lat, lon) in enumerate(poly)
-    ]
+    fence = square_fence(HOME_LAT, HOME_LON, 0.01, fence_type)
     fence.append(
         mission_item(
             4,

@@ -315,11 +315,11 @@ class _Transfer:
     def __init__(
         self,
         target: tuple[int, int],
-        mission_type: int,
+        mission_type: int = MISSION,
         *,
         own: tuple[int, int],
-        timeout_s: float,
-        max_retries: int,
+        timeout_s: float = ITEM_TIMEOUT_S,
+        max_retries: int = MAX_RETRIES,
     ) -> None:
         self.target = target
         self.mission_type = mission_type
@@ -716,19 +716,6 @@ class MissionClear(_Transfer):
     """
 
     operation = Operation.CLEAR
-
-    def __init__(
-        self,
-        target: tuple[int, int],
-        mission_type: int = MISSION,
-        *,
-        own: tuple[int, int],
-        timeout_s: float = ITEM_TIMEOUT_S,
-        max_retries: int = MAX_RETRIES,
-    ) -> None:
-        super().__init__(
-            target, mission_type, own=own, timeout_s=timeout_s, max_retries=max_retries
-        )
 
     def start(self, now_s: float) -> list[Message]:
         self.step = Step.AWAIT_ACK

@@ -124,8 +124,13 @@ class Daemon:
                 self.broker_connected = False
                 self.notifier.status(f"broker unreachable: {exc}")
                 self.log.warning("broker_unreachable", error=str(exc), retry_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, m.reconnect_max_s)
+            except Exception:
+                # A telemetry bug must not end the TaskGroup: that would stop the link and
+                # leave drones in the air unwatched. Log it and start a fresh session.
+                self.broker_connected = False
+                self.log.exception("telemetry_failed", retry_s=backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, m.reconnect_max_s)
 
 
 def build_daemon(config: DaemonConfig, notifier: Notifier | None = None) -> Daemon:

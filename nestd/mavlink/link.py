@@ -316,24 +316,37 @@ class FleetLink:
             await asyncio.sleep(self.config.heartbeat_interval_s)
 
     async def _health_loop(self) -> None:
-        last_timesync = 0.0
+        last_timesync = last_stream_check = 0.0
         while True:
             await asyncio.sleep(0.2)
             now = self.clock()
             do_timesync = now - last_timesync >= self.config.timesync_interval_s
             if do_timesync:
                 last_timesync = now
+            # Stream ages change slowly: once a second is plenty, and it keeps the per-tick
+            # cost flat with hundreds of vehicles.
+            do_streams = now - last_stream_check >= 1.0
+            if do_streams:
+                last_stream_check = now
             for v in list(self.vehicles.values()):
-                for state_event in v.state.tick(now):
-                    self.notify_vehicle(v, type(state_event).__name__, state_event)
-                ev = v.health.on_timer(now)
-                if ev is LinkEvent.LOST:
-                    log.warning("link_lost", sysid=v.sysid)
-                    self.notify(Notice(v.key, ev.value))
-                    v.on_link_lost()
-                if do_timesync and v.health.alive:
-                    v.send_timesync(now)
-                v.check_streams(now)
+                try:
+                    self._check_vehicle(v, now, do_timesync, do_streams)
+                except Exception:  # link-loss detection must go on for the others
+                    log.exception("health_check_failed", sysid=v.sysid)
+
+    def _check_vehicle(self, v: Vehicle, now: float, do_timesync: bool,
+                       do_streams: bool) -> None:
+        for state_event in v.state.tick(now):
+            self.notify_vehicle(v, type(state_event).__name__, state_event)
+        ev = v.health.on_timer(now)
+        if ev is LinkEvent.LOST:
+            log.warning("link_lost", sysid=v.sysid)
+            self.notify(Notice(v.key, ev.value))
+            v.on_link_lost()
+        if do_timesync and v.health.alive:
+            v.send_timesync(now)
+        if do_streams:
+            v.check_streams(now)
 
     def snapshot(self) -> dict[str, Any]:
         now = self.clock()

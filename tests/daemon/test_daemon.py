@@ -6,7 +6,6 @@ import asyncio
 import socket
 import uuid
 from pathlib import Path
-from typing import Any
 
 import aiomqtt
 import orjson
@@ -17,6 +16,7 @@ from nestd.daemon import Daemon, ShutdownSettings, build_daemon
 from nestd.mavlink.config import EndpointConfig, LinkConfig
 from nestd.systemd import Notifier
 from tests.conftest import Broker, fleet_config
+from tests.sim.gcs import until
 
 
 class NotifySocket:
@@ -38,15 +38,6 @@ class NotifySocket:
 
     def close(self) -> None:
         self.sock.close()
-
-
-async def until(cond: Any, timeout_s: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what} not seen within {timeout_s} s")
-        await asyncio.sleep(0.05)
 
 
 async def test_daemon_publishes_telemetry_notifies_systemd_and_waits_for_landing(
@@ -122,3 +113,34 @@ async def test_daemon_publishes_telemetry_notifies_systemd_and_waits_for_landing
     finally:
         sub.cancel()
         notify.close()
+
+
+async def test_a_telemetry_failure_does_not_stop_the_daemon(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    config = DaemonConfig(
+        store_id=f"test-{uuid.uuid4().hex[:8]}",
+        state_dir=tmp_path,
+        mqtt=MqttConfig(host=mosquitto.host, port=mosquitto.port, reconnect_max_s=0.5),
+        mavlink=LinkConfig(endpoints=[EndpointConfig(
+            name="sitl", kind="udp_listen", port=fleet_config(1).api_remote_ports[0])]),  # type: ignore[index]
+    )
+    daemon = build_daemon(config, Notifier({}))
+    calls = []
+
+    async def flaky(client: aiomqtt.Client) -> None:
+        calls.append(client)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in a telemetry formatter")
+        await asyncio.Event().wait()
+
+    daemon.telemetry.run = flaky  # type: ignore[method-assign]
+    run = asyncio.create_task(daemon.run(), name="daemon")
+    try:
+        await until(lambda: len(calls) >= 2, 10, "a fresh telemetry session after the failure")
+        assert not run.done()  # the link (and so the drones' watch) is still running
+        assert daemon.link.endpoints
+    finally:
+        daemon.request_stop()
+        async with asyncio.timeout(10):
+            await run

@@ -61,6 +61,49 @@ class Topics:
     def vehicle_events(self, key: int) -> str:
         return f"{self.base}/vehicles/{key}/events"
 
+    # -- the job API (docs/mqtt-api.md, docs/asyncapi.yaml) --
+
+    @property
+    def jobs_submit(self) -> str:
+        """Retailer -> nestd: a Job. QoS 1."""
+        return f"{self.base}/jobs/submit"
+
+    @property
+    def jobs_cancel_filter(self) -> str:
+        return f"{self.base}/jobs/+/cancel"
+
+    def job_cancel(self, order_id: str) -> str:
+        """Retailer -> nestd: a CancelRequest for one order. QoS 1."""
+        return f"{self.base}/jobs/{order_id}/cancel"
+
+    def job_status(self, order_id: str) -> str:
+        """nestd -> retailer: the latest JobStatus, retained. QoS 1."""
+        return f"{self.base}/jobs/{order_id}/status"
+
+    def job_events(self, order_id: str) -> str:
+        """nestd -> retailer: every JobStatus in order, not retained. QoS 1."""
+        return f"{self.base}/jobs/{order_id}/events"
+
+    @property
+    def jobs_rejected(self) -> str:
+        """nestd -> retailer: a Rejection for every message that was not accepted."""
+        return f"{self.base}/jobs/rejected"
+
+    @property
+    def deadletter(self) -> str:
+        """nestd -> operators: the raw bytes of every rejected message, as received."""
+        return f"{self.base}/deadletter"
+
+    @property
+    def quote_request(self) -> str:
+        """Retailer -> nestd: a Job to quote; answered on the MQTT 5 response topic."""
+        return f"{self.base}/quote/request"
+
+    @property
+    def quote_responses(self) -> str:
+        """Where quotes go when the request named no response topic."""
+        return f"{self.base}/quote/responses"
+
 
 def _plain(value: Any) -> Any:
     """Event details as JSON-friendly values (dataclasses, enums, NaN -> null)."""

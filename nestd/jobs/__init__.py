@@ -1,0 +1,1 @@
+"""Delivery jobs: the MQTT schema, lifecycle, journal, quotes, dispatch and mission building."""

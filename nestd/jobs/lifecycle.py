@@ -34,11 +34,13 @@ TERMINAL: frozenset[JobState] = frozenset(
 
 # Before launch nothing has flown: a job can still be declined (handed back for another
 # carrier) or cancelled, and an assignment can fall back to the queue (the drone became
-# unavailable, preflight failed, airspace or wind changed). After launch the parcel is in the
-# air: the off-ramps are `aborted` (the flight turned back; the event says where the parcel
-# is) and `failed` (the flight ended somewhere it should not have).
+# unavailable, preflight failed, airspace or wind changed). A cancel can arrive before intake
+# has accepted the job, so `received` can be cancelled too (cancel_outcome says CANCEL_NOW).
+# After launch the parcel is in the air: the off-ramps are `aborted` (the flight turned back;
+# the event says where the parcel is) and `failed` (the flight ended somewhere it should not
+# have).
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    S.RECEIVED: frozenset({S.ACCEPTED, S.REJECTED}),
+    S.RECEIVED: frozenset({S.ACCEPTED, S.REJECTED, S.CANCELLED}),
     S.ACCEPTED: frozenset({S.QUEUED, S.DECLINED, S.CANCELLED}),
     S.QUEUED: frozenset({S.ASSIGNED, S.DECLINED, S.CANCELLED}),
     S.ASSIGNED: frozenset({S.PREFLIGHT, S.QUEUED, S.DECLINED, S.CANCELLED}),

@@ -7,7 +7,6 @@ Times are RFC 3339 strings with a UTC offset; units are in the field names.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -18,9 +17,13 @@ from nestd.jobs.lifecycle import JobState
 API_VERSION = 1
 MAX_PAYLOAD_BYTES = 16 * 1024  # larger MQTT messages are rejected unread
 
-OrderId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
+ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+STORE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # the same rule as the daemon config's store_id
+
+OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN,
                                description="The retailer's order id: 1-64 of A-Z a-z 0-9 . _ : -")]
-StoreId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+StoreId = Annotated[str, Field(pattern=STORE_ID_PATTERN,
+                               description="The store's id: 1-63 of a-z 0-9 _ -")]
 
 
 class _Msg(BaseModel):
@@ -35,14 +38,15 @@ class Destination(_Msg):
 
 
 class Dimensions(_Msg):
-    length_cm: float = Field(gt=0, le=200)
-    width_cm: float = Field(gt=0, le=200)
-    height_cm: float = Field(gt=0, le=200)
+    length_cm: float = Field(gt=0, le=200, description="Outer length of the parcel, cm.")
+    width_cm: float = Field(gt=0, le=200, description="Outer width of the parcel, cm.")
+    height_cm: float = Field(gt=0, le=200, description="Outer height of the parcel, cm.")
 
 
 class Parcel(_Msg):
     mass_kg: float = Field(gt=0, le=50, description="Parcel mass with packaging, kg.")
-    dimensions: Dimensions | None = None
+    dimensions: Dimensions | None = Field(
+        None, description="Outer dimensions, if known (checked against the drones' parcel box).")
 
 
 class MethodPreference(StrEnum):
@@ -67,11 +71,15 @@ class Job(_Msg):
 
 
 class CancelRequest(_Msg):
-    reason: str | None = Field(None, max_length=200)
+    """Cancel one order; the order id is in the topic. An empty payload is a cancel too."""
+
+    reason: str | None = Field(None, max_length=200,
+                               description="Why, for people (kept in the job's history).")
 
 
 class Reason(_Msg):
-    code: str = Field(description="Machine-readable reason code.")
+    code: str = Field(description="Machine-readable reason code (a ReasonCode value; new codes "
+                                  "may be added, so treat unknown ones as generic).")
     message: str = Field(description="The same for people.")
     field: str | None = Field(None, description="Dotted path of the offending field, if any.")
 
@@ -87,6 +95,8 @@ class ReasonCode(StrEnum):
     DEADLINE_PASSED = "deadline_passed"
     LAT_LON_SWAPPED = "lat_lon_swapped"
     ORDER_ID_MISMATCH = "order_id_mismatch"
+    DUPLICATE_ORDER_ID = "duplicate_order_id"
+    UNKNOWN_ORDER = "unknown_order"
     # quote / dispatch
     OVERWEIGHT = "overweight"
     OVERSIZE = "oversize"
@@ -107,16 +117,21 @@ class ReasonCode(StrEnum):
     SAFETY_ACTION = "safety_action"
     FLIGHT_ERROR = "flight_error"
     DAEMON_RESTART = "daemon_restart"
+    # cancel refusals
+    ALREADY_ENDED = "already_ended"
+    ALREADY_DELIVERED = "already_delivered"
+    NOT_CANCELLABLE = "not_cancellable"
 
 
 class Rejection(_Msg):
     """Why a submitted message was not accepted; sent to jobs/rejected (and a response topic)."""
 
-    order_id: str | None = Field(description="The order id, if one could be read.")
+    # Default None: rejections are published with None fields left out.
+    order_id: str | None = Field(None, description="The order id, if one could be read.")
     store_id: str
     topic: str = Field(description="Where the rejected message was published.")
-    reasons: tuple[Reason, ...]
-    received_at: datetime
+    reasons: tuple[Reason, ...] = Field(description="Every problem found, not just the first.")
+    received_at: AwareDatetime
 
 
 class ParcelWhere(StrEnum):
@@ -133,13 +148,14 @@ class JobStatus(_Msg):
     store_id: str
     seq: int = Field(ge=1, description="Per-job event number, 1, 2, 3...: deduplicate on it.")
     state: JobState
-    at: datetime
-    reason: Reason | None = None
+    at: AwareDatetime = Field(description="When the job entered this state.")
+    reason: Reason | None = Field(None, description="Why, for off-ramp and fallback states.")
     drone: int | None = Field(None, description="Vehicle key of the drone flying the job.")
-    pad: str | None = None
-    eta_at_door: datetime | None = None
-    parcel: ParcelWhere = ParcelWhere.AT_NEST
-    detail: dict[str, Any] = Field(default_factory=dict)
+    pad: str | None = Field(None, description="The pad the drone flies from.")
+    eta_at_door: AwareDatetime | None = Field(None, description="Expected drop time.")
+    parcel: ParcelWhere = Field(ParcelWhere.AT_NEST, description="Where the parcel is now.")
+    detail: dict[str, Any] = Field(default_factory=dict,
+                                   description="Extra facts about the event; keys may be added.")
 
 
 class Quote(_Msg):
@@ -147,12 +163,13 @@ class Quote(_Msg):
 
     order_id: str
     store_id: str
-    eligible: bool
-    reasons: tuple[Reason, ...] = ()
-    launch_at: datetime | None = None
-    eta_at_door: datetime | None = None
+    eligible: bool = Field(description="Whether a drone can deliver this order in time.")
+    reasons: tuple[Reason, ...] = Field((), description="Why not, when not eligible.")
+    launch_at: AwareDatetime | None = Field(None, description="Expected launch time.")
+    eta_at_door: AwareDatetime | None = Field(None, description="Expected drop time.")
     confidence: float = Field(0.0, ge=0, le=1,
                               description="How likely the ETA holds (wind, queue, weather).")
-    drone: int | None = None
-    quoted_at: datetime
-    valid_until: datetime | None = None
+    drone: int | None = Field(None, description="Vehicle key of the drone that would fly it.")
+    quoted_at: AwareDatetime
+    valid_until: AwareDatetime | None = Field(
+        None, description="The quote holds until then; a later order is judged afresh.")

@@ -1504,6 +1504,11 @@ class SimVehicle:
             return
         px4 = self.flavour.name == "px4"
         if self.has_flown and self.touchdown_s is not None:
+            if px4 and self.mode.nav is Nav.MISSION and not self.mission_done:
+                # PX4 commander (handleAutoDisarm, "landed_amid_mission"): no disarm on
+                # landing while a mission is unfinished, so a delivery can land, release
+                # and take off again.
+                return
             delay = float(self.params["COM_DISARM_LAND"]) if px4 else 1.0
             if now_s - self.touchdown_s >= delay:
                 self.armed = False
@@ -1512,8 +1517,6 @@ class SimVehicle:
                     mav.MAV_SEVERITY_INFO, "Disarmed by landing" if px4 else "Disarming motors"
                 )
                 if px4:
-                    if self.mode.nav is Nav.MISSION and not self.mission_done:
-                        self._mission_finished(now_s)
                     self.mode = self.flavour.mode(self.flavour.loiter_mode)
         elif not self.has_flown:
             delay = (

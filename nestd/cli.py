@@ -53,20 +53,28 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
     if args.command in ("run", "check-config"):
+        from nestd.airspace import AirspaceError
         from nestd.config import ConfigError, load_config
+        from nestd.jobs.journal import JournalError
         from nestd.mavlink.errors import MavlinkError
 
         try:
             config = load_config(args.config)
             if args.command == "check-config":
+                from nestd.airspace import load_airspace
                 from nestd.mavlink.profiles import load_profiles
 
                 load_profiles(config.mavlink.profiles_dir)
-                print(f"{args.config}: OK (store {config.store_id}, "
-                      f"{len(config.mavlink.endpoints)} MAVLink endpoints)")
+                what = f"{len(config.mavlink.endpoints)} MAVLink endpoints"
+                if config.airspace is not None:
+                    a = load_airspace(config.airspace.file)
+                    what += f", airspace {a.store.id} with {len(a.zones)} keep-outs"
+                else:
+                    what += ", no airspace: jobs off"
+                print(f"{args.config}: OK (store {config.store_id}, {what})")
                 return 0
             return asyncio.run(_run_daemon(config))
-        except (ConfigError, MavlinkError, OSError) as exc:
+        except (ConfigError, MavlinkError, AirspaceError, JournalError, OSError) as exc:
             print(f"nestd: {exc}", file=sys.stderr)
             return 1
     if args.command == "sim":

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nestd.mavlink.config import LinkConfig
+from nestd.safety.airframe import Airframe
 
 
 class ConfigError(Exception):
@@ -38,8 +39,42 @@ class TelemetryConfig(BaseModel):
     rate_hz: float = Field(2.0, gt=0, le=20, description="Vehicle state messages per second.")
 
 
+class AirspaceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: Path = Field(description="The store's airspace: GeoJSON (see geofences/README.md).")
+
+
+class JobsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    share_group: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Subscribe through $share/<group>/ so a standby daemon can take over.")
+    session_expiry_s: int = Field(
+        7 * 24 * 3600, ge=0, le=0xFFFFFFFF,
+        description="How long the broker keeps our session (and queued jobs) while we are away.")
+    max_payload_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024,
+                                   description="Larger job messages are rejected unread.")
+    decline_if_late: bool = Field(
+        True, description="Decline a job no drone can deliver by its promised time (else keep "
+        "it queued until one can or the time passes).")
+    launch_spacing_s: float = Field(30.0, ge=0, description="Least time between two launches.")
+    assign_ahead_s: float = Field(
+        0.0, ge=0, description="Assign a drone this long before it can launch.")
+    turnaround_s: float = Field(120.0, ge=0,
+                                description="Battery swap and checks between two flights.")
+    quote_valid_for_s: float = Field(120.0, gt=0, description="How long a quote holds.")
+    max_parcel_dims_cm: tuple[float, float, float] = Field(
+        (40.0, 30.0, 25.0), description="The box a parcel must fit, in any orientation.")
+    reattach_wait_s: float = Field(
+        60.0, gt=0, description="After a restart, how long to wait for an airborne drone to "
+        "be heard before warning (nestd keeps waiting and warning).")
+
+
 class DaemonConfig(BaseModel):
-    """The whole file. Sections: [mqtt], [telemetry], [mavlink] (see docs/configuration.md)."""
+    """The whole file. Sections: [mqtt], [telemetry], [mavlink], [airspace], [airframe], [jobs]
+    (see docs/configuration.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -51,6 +86,12 @@ class DaemonConfig(BaseModel):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     mavlink: LinkConfig
+    airspace: AirspaceConfig | None = Field(
+        None, description="The store's airspace; without it nestd only watches and reports "
+        "(no jobs).")
+    airframe: Airframe = Field(default_factory=Airframe,
+                               description="The fleet's airframe (see nestd.safety.airframe).")
+    jobs: JobsConfig = Field(default_factory=JobsConfig)
 
 
 def load_config(path: Path, environ: dict[str, str] | None = None) -> DaemonConfig:
@@ -75,10 +116,14 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> DaemonConf
     if password:
         doc.setdefault("mqtt", {})["password"] = password
     try:
-        return DaemonConfig.model_validate(doc)
+        config = DaemonConfig.model_validate(doc)
     except ValidationError as exc:
         lines = []
         for e in exc.errors(include_url=False):
             where = ".".join(str(p) for p in e["loc"]) or "(top level)"
             lines.append(f"{path}: {where}: {e['msg']}")
         raise ConfigError("\n".join(lines)) from None
+    if config.airspace is not None and not config.airspace.file.is_absolute():
+        # Relative to the config file, as people read it, not to the daemon's cwd.
+        config.airspace.file = path.parent / config.airspace.file
+    return config

@@ -8,9 +8,12 @@ import time
 
 import aiomqtt
 import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from pydantic import BaseModel
 
 from nestd.config import DaemonConfig
+from nestd.jobs.services import JobServices
 from nestd.mavlink.link import FleetLink
 from nestd.systemd import Notifier
 from nestd.telemetry import TelemetryPublisher, Topics
@@ -37,9 +40,11 @@ class Daemon:
     """Built from the config by `build_daemon`; `run()` until `request_stop()` (SIGTERM)."""
 
     def __init__(self, config: DaemonConfig, link: FleetLink, notifier: Notifier,
-                 shutdown: ShutdownSettings | None = None) -> None:
+                 shutdown: ShutdownSettings | None = None,
+                 jobs: JobServices | None = None) -> None:
         self.config = config
         self.link = link
+        self.jobs = jobs
         self.notifier = notifier
         self.shutdown = shutdown or ShutdownSettings()
         self.topics = Topics(config.store_id)
@@ -51,6 +56,8 @@ class Daemon:
 
     def request_stop(self) -> None:
         """First call: stop once nothing is airborne (or the grace ends); second: now."""
+        if self.jobs is not None:
+            self.jobs.dispatcher.paused = True  # nothing new launches
         if self._stop.is_set():
             self.log.warning("forced_stop", airborne=airborne(self.link))
             self._force.set()
@@ -62,12 +69,19 @@ class Daemon:
                 tg.create_task(self._mqtt_loop(), name="mqtt"),
                 tg.create_task(self._watchdog_loop(), name="watchdog"),
             ]
+            if self.jobs is not None:
+                tasks += [
+                    tg.create_task(self.jobs.executor.run(), name="executor"),
+                    tg.create_task(self.jobs.dispatcher.run(), name="dispatcher"),
+                ]
             self.notifier.ready(f"watching {len(self.link.endpoints)} MAVLink endpoints")
             self.log.info("daemon_ready")
             await self._stop.wait()
             await self._wait_for_landing()
             for t in tasks:
                 t.cancel()
+        if self.jobs is not None:
+            self.jobs.close()
         self.log.info("daemon_stopped")
 
     async def _wait_for_landing(self) -> None:
@@ -99,12 +113,20 @@ class Daemon:
         backoff = 0.5
         while True:
             will = aiomqtt.Will(self.topics.daemon_availability, b"offline", qos=1, retain=True)
+            # A persistent session (clean start off, with an expiry) so jobs published while
+            # nestd is away are delivered when it returns; acks are sent by the job API only
+            # after the journal commit, so manual acks are on before the first packet.
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.config.jobs.session_expiry_s
+            client = aiomqtt.Client(
+                m.host, m.port, username=m.username, password=m.password,
+                identifier=m.client_id or f"nestd-{self.config.store_id}",
+                protocol=aiomqtt.ProtocolVersion.V5, will=will, keepalive=m.keepalive_s,
+                clean_start=self.jobs is None, properties=props,
+            )
+            client._client.manual_ack_set(True)
             try:
-                async with aiomqtt.Client(
-                    m.host, m.port, username=m.username, password=m.password,
-                    identifier=m.client_id or f"nestd-{self.config.store_id}",
-                    protocol=aiomqtt.ProtocolVersion.V5, will=will, keepalive=m.keepalive_s,
-                ) as client:
+                async with client:
                     await client.publish(self.topics.daemon_availability, b"online", qos=1,
                                          retain=True)
                     self.broker_connected = True
@@ -112,7 +134,10 @@ class Daemon:
                     self.notifier.status("connected to the broker")
                     self.log.info("broker_connected", host=m.host, port=m.port)
                     try:
-                        await self.telemetry.run(client)
+                        async with asyncio.TaskGroup() as session:
+                            session.create_task(self.telemetry.run(client), name="telemetry")
+                            if self.jobs is not None:
+                                session.create_task(self.jobs.api.run(client), name="job-api")
                     except asyncio.CancelledError:
                         # A clean disconnect sends no last will: say offline ourselves.
                         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
@@ -120,11 +145,12 @@ class Daemon:
                                 await client.publish(self.topics.daemon_availability,
                                                      b"offline", qos=1, retain=True)
                         raise
-            except aiomqtt.MqttError as exc:
+            except* aiomqtt.MqttError as group:
+                exc = group.exceptions[0]
                 self.broker_connected = False
                 self.notifier.status(f"broker unreachable: {exc}")
                 self.log.warning("broker_unreachable", error=str(exc), retry_s=backoff)
-            except Exception:
+            except* Exception:
                 # A telemetry bug must not end the TaskGroup: that would stop the link and
                 # leave drones in the air unwatched. Log it and start a fresh session.
                 self.broker_connected = False
@@ -134,4 +160,6 @@ class Daemon:
 
 
 def build_daemon(config: DaemonConfig, notifier: Notifier | None = None) -> Daemon:
-    return Daemon(config, FleetLink(config.mavlink), notifier or Notifier())
+    link = FleetLink(config.mavlink)
+    jobs = JobServices.build(config, link) if config.airspace is not None else None
+    return Daemon(config, link, notifier or Notifier(), jobs=jobs)

@@ -15,6 +15,7 @@ import aiomqtt
 import orjson
 import structlog
 
+from nestd.aio import check_cancelled
 from nestd.mavlink.link import FleetLink, Notice
 from nestd.mavlink.vehicle import Vehicle
 
@@ -184,6 +185,7 @@ class TelemetryPublisher:
         self._availability.clear()  # a new session: send availability again
         next_tick = self.clock()
         while True:
+            check_cancelled()
             await self._flush_events(client)
             now = self.clock()
             if now >= next_tick:

@@ -40,6 +40,8 @@ def apply(fleet: Fleet, request: dict[str, Any]) -> dict[str, Any]:
         )
     elif cmd == "set_battery":
         fleet.set_battery(int(i), float(request["percent"]))
+    elif cmd == "load_parcel":
+        fleet.load_parcel(int(i), float(request["kg"]))
     elif cmd == "statustext":
         fleet.statustext(int(i), int(request.get("severity", 2)), str(request["text"]))
     else:

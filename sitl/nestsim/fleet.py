@@ -32,6 +32,7 @@ class FleetConfig:
     autopilot: str = "px4"
     home: tuple[float, float, float] = DEFAULT_HOME
     pad_spacing_m: float = 6.0
+    pads: list[tuple[float, float]] | None = None  # (lat, lon) per vehicle, instead of a row
     host: str = "127.0.0.1"
     api_remote_base: int = 14540  # vehicle i sends its API link to host:api_remote_base+i
     api_local_base: int = 14580  # ... from this local port (0: any free port)
@@ -45,6 +46,7 @@ class FleetConfig:
     ekf_ready_s: float | None = None
     battery_soc: float = 1.0
     payload_kg: float = 0.0
+    reload_payload: bool = False  # the nest loads a new parcel of payload_kg onto a landed drone
     airframe: Airframe = field(default_factory=Airframe)
     signing_keys: dict[int, bytes] = field(default_factory=dict)  # sysid -> 32-byte key
     seed: int = 1
@@ -56,6 +58,11 @@ class FleetConfig:
             raise FleetError("vehicles must be between 1 and 254 (MAVLink system ids are 8 bit)")
         if self.api_remote_ports is not None and len(self.api_remote_ports) != self.vehicles:
             raise FleetError("api_remote_ports needs exactly one port per vehicle")
+        if self.pads is not None and (
+            len(self.pads) != self.vehicles
+            or not all(-90 <= la <= 90 and -180 <= lo <= 180 for la, lo in self.pads)
+        ):
+            raise FleetError("pads needs one valid (lat, lon) per vehicle")
         if not self.speed > 0 or not math.isfinite(self.speed):
             raise FleetError("speed must be a positive number")
         lat, lon, _ = self.home
@@ -102,7 +109,10 @@ class Fleet:
         now = self.clock.now()
         for i in range(config.vehicles):
             # Pads in a row going east from the nest, as in a parking-lot nest.
-            plat, plon = self.frame.to_latlon(i * config.pad_spacing_m, 0.0)
+            if config.pads is not None:
+                plat, plon = config.pads[i]
+            else:
+                plat, plon = self.frame.to_latlon(i * config.pad_spacing_m, 0.0)
             vc = VehicleConfig(
                 sysid=i + 1,
                 flavour=self.flavour,
@@ -234,6 +244,8 @@ class Fleet:
             for _ in range(steps):
                 t += sub
                 v.step(t, sub)
+            if self.config.reload_payload and v.payload_kg <= 0 and not v.armed and not v.in_air:
+                v.payload_kg = self.config.payload_kg
             if v.mission_link is not None:
                 for msg in v.mission.on_timer(wall_s):
                     v.mission_link.send(msg)
@@ -301,6 +313,15 @@ class Fleet:
         if not 0.0 <= percent <= 100.0:
             raise FleetError("battery percent must be between 0 and 100")
         self.vehicle(index).set_battery_soc(percent / 100.0)
+
+    def load_parcel(self, index: int, kg: float) -> None:
+        """The nest's loader hooks a parcel onto a drone standing on its pad."""
+        if not 0.0 <= kg <= 25.0:
+            raise FleetError("parcel mass must be between 0 and 25 kg")
+        v = self.vehicle(index)
+        if v.armed or v.in_air:
+            raise FleetError("parcels are loaded only onto a disarmed drone on the ground")
+        v.payload_kg = kg
 
     def statustext(self, index: int, severity: int, text: str) -> None:
         if not 0 <= severity <= 7:

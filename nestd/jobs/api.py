@@ -26,7 +26,8 @@ from nestd.aio import check_cancelled
 from nestd.jobs.book import JobBook
 from nestd.jobs.intake import order_id_hint, parse_cancel, parse_job, parse_quote_request
 from nestd.jobs.journal import Outgoing
-from nestd.jobs.models import Job, Reason, Rejection
+from nestd.jobs.lifecycle import JobState
+from nestd.jobs.models import Job, Reason, ReasonCode, Rejection
 from nestd.telemetry import Topics
 
 log = structlog.get_logger("nestd.jobs.api")
@@ -95,30 +96,53 @@ class JobApi:
 
     async def handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         """One message; never raises for bad input (the journal failing does raise: the
-        message then stays unacknowledged and the broker delivers it again)."""
+        message then stays unacknowledged and the broker delivers it again).
+
+        Every message that names an MQTT 5 response topic gets its answer there, with its
+        correlation data: the job's status, the rejection, or the quote. Those answers are
+        sent directly; the records (status, rejections, dead letters) go through the outbox.
+        """
         raw = message.payload if isinstance(message.payload, bytes) else (
             str(message.payload).encode() if message.payload is not None else b"")
         topic = message.topic.value
         self.handled += 1
+        reply: bytes | None = None
+        fallback: str | None = None
         if message.topic.matches(self.topics.jobs_submit):
-            self._on_submit(raw, topic, message)
+            reply = self._on_submit(raw, topic)
         elif message.topic.matches(self.topics.jobs_cancel_filter):
-            self._on_cancel(raw, topic, message)
+            reply = self._on_cancel(raw, topic)
         elif message.topic.matches(self.topics.quote_request):
-            await self._on_quote(client, raw, topic, message)
+            reply = self._on_quote(raw, topic)
+            fallback = self.topics.quote_responses
         else:  # a retained or stray message on a topic we did not ask for
             log.warning("unexpected_topic", topic=topic)
         self._wake.set()
+        if reply is not None:
+            await self._answer(client, message, reply, fallback)
+
+    async def _answer(self, client: aiomqtt.Client, message: aiomqtt.Message, body: bytes,
+                      fallback: str | None) -> None:
+        rt = _prop(message, "ResponseTopic")
+        dest = rt if isinstance(rt, str) and rt else fallback
+        if dest is None:
+            return
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        cd = _prop(message, "CorrelationData")
+        if cd is not None:
+            props.CorrelationData = cd
+        try:
+            await client.publish(dest, body, qos=1, properties=props)
+        except (ValueError, aiomqtt.MqttCodeError) as exc:
+            # A wildcard or oversized response topic: the answer is on the shared topics.
+            log.warning("bad_response_topic", topic=dest[:200], error=str(exc))
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.wall_clock(), UTC)
 
-    def _response_outgoing(self, message: aiomqtt.Message, payload: bytes) -> list[Outgoing]:
-        rt = _prop(message, "ResponseTopic")
-        return [Outgoing(rt, payload, qos=1)] if isinstance(rt, str) and rt else []
-
     def reject(self, raw: bytes, topic: str, reasons: list[Reason],
-               message: aiomqtt.Message | None = None, order_id: str | None = None) -> None:
+               order_id: str | None = None) -> bytes:
+        """Journal the raw message as a dead letter and queue the rejection; returns it."""
         self.rejected += 1
         oid = order_id if order_id is not None else order_id_hint(raw)
         rej = Rejection(order_id=oid, store_id=self.store_id, topic=topic,
@@ -126,73 +150,63 @@ class JobApi:
         body = rej.model_dump_json(exclude_none=True).encode()
         out = [Outgoing(self.topics.jobs_rejected, body, qos=1),
                Outgoing(self.topics.deadletter, raw, qos=1)]
-        if message is not None:
-            out += self._response_outgoing(message, body)
         self.journal.reject(raw, topic, oid, [(r.code, r.message, r.field) for r in reasons],
                             self.wall_clock(), out)
         log.warning("message_rejected", topic=topic, order_id=oid,
                     reasons=[r.code for r in reasons])
+        return body
 
-    def _on_submit(self, raw: bytes, topic: str, message: aiomqtt.Message) -> None:
+    def _status_body(self, order_id: str) -> bytes:
+        rec = self.book.get(order_id)
+        assert rec is not None
+        events = self.journal.events(order_id)
+        return next(o.payload for o in self.book.render(events[-1], rec) if o.retain)
+
+    def _on_submit(self, raw: bytes, topic: str) -> bytes:
         parsed = parse_job(raw, store_id=self.store_id, now=self.now(),
                            max_bytes=self.max_payload_bytes)
         if not isinstance(parsed, Job):
-            self.reject(raw, topic, parsed, message)
-            return
+            return self.reject(raw, topic, parsed)
         rec, created = self.book.submit(parsed)
         if created:
-            from nestd.jobs.lifecycle import JobState
-
             self.book.move(parsed.order_id, JobState.ACCEPTED)
-            return
+            return self._status_body(parsed.order_id)
         if rec.job != parsed:
-            self.reject(raw, topic, [Reason(
-                code="duplicate_order_id",
+            return self.reject(raw, topic, [Reason(
+                code=ReasonCode.DUPLICATE_ORDER_ID.value,
                 message=f"order {parsed.order_id} was already submitted with different "
                         "content; cancel it and submit under a new order id",
-                field="order_id")], message, parsed.order_id)
-            return
+                field="order_id")], parsed.order_id)
         # The same job again (a retry): answer with its current status, fly it once.
         # Only the retained status is sent again: the events topic carries each event once.
-        events = self.journal.events(parsed.order_id)
-        status = [o for o in self.book.render(events[-1], rec) if o.retain]
-        out = status + self._response_outgoing(message, status[0].payload)
-        self.journal.enqueue(out)
+        body = self._status_body(parsed.order_id)
+        self.journal.enqueue([Outgoing(self.topics.job_status(parsed.order_id), body, qos=1,
+                                       retain=True)])
         log.info("duplicate_submit", order_id=parsed.order_id, state=rec.state.value)
+        return body
 
-    def _on_cancel(self, raw: bytes, topic: str, message: aiomqtt.Message) -> None:
+    def _on_cancel(self, raw: bytes, topic: str) -> bytes:
         parts = topic.split("/")
         order_id = parts[-2] if len(parts) >= 2 else ""
         parsed = parse_cancel(raw, max_bytes=self.max_payload_bytes)
         if isinstance(parsed, list):
-            self.reject(raw, topic, parsed, message, order_id)
-            return
+            return self.reject(raw, topic, parsed, order_id)
         if self.book.get(order_id) is None:
-            self.reject(raw, topic, [Reason(code="unknown_order",
-                                            message=f"no job with order id {order_id!r}",
-                                            field="order_id")], message, order_id)
-            return
+            return self.reject(raw, topic, [Reason(
+                code=ReasonCode.UNKNOWN_ORDER.value,
+                message=f"no job with order id {order_id!r}", field="order_id")], order_id)
         refusal = self.cancels.cancel(order_id, parsed.reason)
         if refusal is not None:
-            self.reject(raw, topic, [refusal], message, order_id)
+            return self.reject(raw, topic, [refusal], order_id)
+        return self._status_body(order_id)
 
-    async def _on_quote(self, client: aiomqtt.Client, raw: bytes, topic: str,
-                        message: aiomqtt.Message) -> None:
+    def _on_quote(self, raw: bytes, topic: str) -> bytes:
         parsed = parse_quote_request(raw, store_id=self.store_id, now=self.now(),
                                      max_bytes=self.max_payload_bytes)
         if not isinstance(parsed, Job):
-            self.reject(raw, topic, parsed, message)
-            return
-        body = self.quotes.quote_message(parsed)
-        rt = _prop(message, "ResponseTopic")
-        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        cd = _prop(message, "CorrelationData")
-        if cd is not None:
-            props.CorrelationData = cd
-        dest = rt if isinstance(rt, str) and rt else self.topics.quote_responses
+            return self.reject(raw, topic, parsed)
         # Quotes are answers, not records: sent directly, not through the journal.
-        with contextlib.suppress(aiomqtt.MqttCodeError):
-            await client.publish(dest, body, qos=1, properties=props)
+        return self.quotes.quote_message(parsed)
 
     # -- outgoing -----------------------------------------------------------------------------
 

@@ -231,24 +231,26 @@ class FlightExecutor:
         text = reason or "cancelled by the retailer"
         outcome = cancel_outcome(rec.state)
         if outcome is CancelOutcome.ALREADY_ENDED:
-            return Reason(code="already_ended",
+            return Reason(code=ReasonCode.ALREADY_ENDED.value,
                           message=f"order {order_id} already ended: {rec.state.value}")
         if outcome is CancelOutcome.REFUSED_AFTER_DROP:
-            return Reason(code="already_delivered",
+            return Reason(code=ReasonCode.ALREADY_DELIVERED.value,
                           message=f"order {order_id} was already delivered; nothing to cancel")
         flight = self.flights.get(order_id)
         if outcome is CancelOutcome.CANCEL_NOW and (
                 flight is None or flight.launched_at_s is None):
-            if flight is not None and flight.task is not None:
+            if flight is not None:
+                # The flight task stops at its next safe point (before arming); if it has
+                # already started the drone, the monitor turns it back instead.
                 flight.cancel_reason = text
-                flight.task.cancel()
                 return None
             self.book.move(order_id, JobState.CANCELLED,
                            reason=Reason(code=ReasonCode.CANCELLED_BY_CUSTOMER.value,
                                          message=text), drone=None, pad=None)
             return None
         if flight is None:
-            return Reason(code="not_cancellable", message="the flight is not under nestd control")
+            return Reason(code=ReasonCode.NOT_CANCELLABLE.value,
+                          message="the flight is not under nestd control")
         # In flight before the drop: the monitor turns the drone back.
         flight.cancel_reason = text
         return None
@@ -259,13 +261,6 @@ class FlightExecutor:
         """Run a flight; whatever goes wrong, end the job sensibly and keep watching the drone."""
         try:
             await coro
-        except asyncio.CancelledError:
-            if flight.cancel_reason is not None and flight.launched_at_s is None:
-                self._end_before_launch(flight, JobState.CANCELLED, Reason(
-                    code=ReasonCode.CANCELLED_BY_CUSTOMER.value, message=flight.cancel_reason))
-                await self._disarm_quietly(flight.drone)
-            else:
-                raise
         except FlightAbort as exc:
             if exc.drone_fault:
                 self.cooloff_until[flight.drone] = self.wall_clock() + self.settings.drone_cooloff_s
@@ -326,8 +321,11 @@ class FlightExecutor:
                        pad=flight.pad_id, eta_s=flight.eta_door_s)
         v = self._vehicle(flight.drone)
         built = self._build(flight, option, v, now)
+        self._check_cancel(flight)
         await self._upload(flight, v, built, now)
+        self._check_cancel(flight)
         self._preflight(flight, v, option)
+        self._check_cancel(flight)
         rec = self.book.get(flight.order_id)
         assert rec is not None
         self.book.journal.set_flight(flight.order_id, flight.to_json())
@@ -342,6 +340,11 @@ class FlightExecutor:
         self.book.journal.set_flight(flight.order_id, flight.to_json())
         self._move(flight, JobState.LAUNCHED)
         await self._monitor(flight, v, JobState.LAUNCHED)
+
+    def _check_cancel(self, flight: Flight) -> None:
+        if flight.cancel_reason is not None:
+            raise FlightAbort(JobState.CANCELLED, Reason(
+                code=ReasonCode.CANCELLED_BY_CUSTOMER.value, message=flight.cancel_reason))
 
     def _build(self, flight: Flight, option: Option, v: Vehicle, now: float) -> BuiltMission:
         a = self.airspace()
@@ -369,7 +372,7 @@ class FlightExecutor:
         fence = build_fence(
             a, FenceLimits(lim.max_vertices_per_polygon, lim.max_items, lim.max_polygons), now,
             route=[LatLon(w.lat_deg, w.lon_deg) for w in built.waypoints],
-            max_alt_agl_m=built.cruise_alt_m,
+            max_alt_agl_m=built.max_alt_m,
         )
         items = mission_items(built)
         flight.mission_hash = items_hash(items)

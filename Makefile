@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-## demo: fly the embedded default demo (simulated fleet, live state)
+## demo: a private broker, a simulated fleet, the daemon, and a retailer sending it orders
 demo: $(STAMP)
+	@sh scripts/ensure-mosquitto.sh
 	$(BIN)/nestd demo
 
 ## test: lint, type-check and run the whole test suite against a real broker

@@ -20,11 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"nestd {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser(
-        "demo", help="fly a simulated fleet through one delivery each and show live state"
+        "demo", help="run a broker, a simulated fleet and the daemon, and send it orders"
     )
-    demo.add_argument("--vehicles", type=int, default=3, help="simulated drones (1-3 addresses)")
-    demo.add_argument("--speed", type=float, default=8.0, help="simulation speed-up factor")
-    demo.add_argument("--timeout", type=float, default=240.0, help="give up after N seconds")
+    demo.add_argument("--vehicles", type=int, default=2, help="simulated drones")
+    demo.add_argument("--speed", type=float, default=10.0, help="simulation speed-up factor")
+    demo.add_argument("--timeout", type=float, default=300.0, help="give up after N seconds")
     run = sub.add_parser("run", help="run the daemon (the systemd service)")
     run.add_argument("--config", type=Path, required=True, help="the daemon's TOML file")
     check = sub.add_parser("check-config", help="validate a config file; exit 1 if it is bad")
@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command == "demo":
-        if not 1 <= args.vehicles <= 50 or not 0 < args.speed <= 50:
-            print("nestd demo: --vehicles must be 1-50 and --speed in (0, 50]", file=sys.stderr)
+        if not 1 <= args.vehicles <= 20 or not 0 < args.speed <= 30:
+            print("nestd demo: --vehicles must be 1-20 and --speed in (0, 30]", file=sys.stderr)
             return 2
         from nestd.demo import run_demo
 
@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_demo(args.vehicles, args.speed, args.timeout))
         except KeyboardInterrupt:
             return 130
+        except RuntimeError as exc:
+            print(f"nestd demo: {exc}", file=sys.stderr)
+            return 1
     if args.command in ("run", "check-config"):
         from nestd.airspace import AirspaceError
         from nestd.config import ConfigError, load_config

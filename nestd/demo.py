@@ -1,277 +1,309 @@
-"""The demo: a simulated fleet flies one winch delivery each while live state prints from MAVLink.
+"""The demo: a broker, a simulated fleet at a real store's nest, the daemon, and a retailer.
 
-Until the daemon's own link, planner and MQTT layers exist, the demo drives the vehicles
-with a small ground-station loop of its own, over real UDP, exactly as a client would.
+`nestd demo` starts a private mosquitto on a free loopback port, a nestsim fleet standing on
+the pads of the example store (geofences/us-tx-richardson.geojson), and the daemon itself,
+configured as in production. A retailer client then asks for quotes over MQTT, hands the
+orders a drone can't fly to a courier, submits the rest, and prints each job's lifecycle and
+each drone's state as the daemon publishes them, until every job has ended.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import math
+import contextlib
+import logging
+import os
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TextIO
 
+import aiomqtt
+import orjson
+import structlog
 from nestsim.fleet import Fleet, FleetConfig
-from pymavlink.dialects.v20 import ardupilotmega as mav
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
-# Three delivery addresses around the default store, as (east_m, north_m) from the nest.
-DESTINATIONS_M = ((260.0, 420.0), (380.0, -310.0), (-450.0, 150.0))
-CRUISE_ALT_M = 40.0
-WINCH_HOVER_M = 7.0
-PAYLOAD_KG = 1.2
+from nestd.airspace import Airspace, load_airspace
+from nestd.config import AirspaceConfig, DaemonConfig, JobsConfig, MqttConfig
+from nestd.daemon import Daemon, ShutdownSettings, build_daemon
+from nestd.mavlink.config import EndpointConfig, LinkConfig
+
+STORE_FILE = Path(__file__).resolve().parent.parent / "geofences" / "us-tx-richardson.geojson"
+PARCEL_KG = 1.2
+TERMINAL = {"completed", "declined", "cancelled", "aborted", "failed", "rejected"}
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    lat_deg: float
+    lon_deg: float
+    mass_kg: float
+    note: str
+
+
+ORDERS = (
+    Order("A-1001", 32.9700, -96.7200, 1.2, "1.2 km north-east"),
+    Order("A-1002", 32.9525, -96.7330, 0.8, "1.1 km south-west, near the school"),
+    Order("A-1003", 32.9655, -96.7400, 2.0, "1.5 km west"),
+    Order("A-1004", 32.9560, -96.7150, 1.5, "1.1 km south-east, past the substation"),
+    Order("A-1005", 32.9640, -96.7120, 4.5, "too heavy for a drone"),
+    Order("A-1006", 32.9100, -96.6400, 1.0, "outside the delivery area"),
+    Order("A-1007", 32.99175, -96.7062, 0.5, "on the hospital helipad approach"),
+)
+
+
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+
+
+@contextlib.contextmanager
+def private_broker(workdir: Path) -> Iterator[int]:
+    """A mosquitto for the demo alone, on a free loopback port; stopped on exit."""
+    binary = mosquitto_binary()
+    if binary is None:
+        raise RuntimeError("the demo needs the mosquitto broker: `make demo` installs it, or "
+                           "run `sudo apt-get install mosquitto`")
+    port = _free_port(socket.SOCK_STREAM)
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    f"log_dest file {workdir / 'mosquitto.log'}\n")
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("mosquitto did not start; see "
+                                       f"{workdir / 'mosquitto.log'}") from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @dataclass
-class Seen:
-    """What the demo's ground station knows about one vehicle, from telemetry only."""
+class Board:
+    """What the retailer sees, from MQTT alone."""
 
-    sysid: int
-    mode: str = "?"
-    armed: bool = False
-    lat_deg: float = math.nan
-    lon_deg: float = math.nan
-    alt_rel_m: float = math.nan
-    groundspeed_mps: float = 0.0
-    battery_pct: float = math.nan
-    mission_seq: int = -1
-    mission_total: int = 0
-    reached: set[int] = field(default_factory=set)
-    landed_state: int = 0
-    statustext: str = ""
-    done: bool = False
+    store: str
+    quotes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: dict[str, list[str]] = field(default_factory=dict)
+    vehicles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-
-PX4_MODE_NAMES = {
-    (4, 2): "AUTO.TAKEOFF",
-    (4, 3): "AUTO.LOITER",
-    (4, 4): "AUTO.MISSION",
-    (4, 5): "AUTO.RTL",
-    (4, 6): "AUTO.LAND",
-    (3, 0): "POSCTL",
-    (1, 0): "MANUAL",
-    (6, 0): "OFFBOARD",
-}
-LANDED = {1: "on ground", 2: "in air", 3: "taking off", 4: "landing"}
+    def on_message(self, topic: str, payload: bytes) -> None:
+        parts = topic.split("/")
+        try:
+            body = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        if len(parts) == 5 and parts[2] == "jobs" and parts[4] == "events":
+            self.jobs[parts[3]] = body
+            self.history.setdefault(parts[3], []).append(body["state"])
+        elif len(parts) == 5 and parts[2] == "vehicles" and parts[4] == "state":
+            self.vehicles[parts[3]] = body
 
 
-class DemoGcs(asyncio.DatagramProtocol):
-    def __init__(self, seen: Seen) -> None:
-        self.seen = seen
-        self.encoder = mav.MAVLink(None, 255, 190)
-        self.decoder = mav.MAVLink(None, 255, 190)
-        self.decoder.robust_parsing = True
-        self.transport: Any = None
-        self.peer: tuple[str, int] | None = None
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.heard = asyncio.Event()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.peer = addr
-        self.heard.set()
-        for msg in self.decoder.parse_buffer(data) or []:
-            self._update(msg)
-            if msg.get_type() in (
-                "COMMAND_ACK",
-                "MISSION_REQUEST_INT",
-                "MISSION_REQUEST",
-                "MISSION_ACK",
-            ):
-                self.queue.put_nowait(msg)
-
-    def _update(self, msg: Any) -> None:
-        s = self.seen
-        t = msg.get_type()
-        if t == "HEARTBEAT":
-            main, sub = (msg.custom_mode >> 16) & 0xFF, (msg.custom_mode >> 24) & 0xFF
-            s.mode = PX4_MODE_NAMES.get((main, sub), f"{main}/{sub}")
-            s.armed = bool(msg.base_mode & mav.MAV_MODE_FLAG_SAFETY_ARMED)
-        elif t == "GLOBAL_POSITION_INT":
-            s.lat_deg, s.lon_deg = msg.lat / 1e7, msg.lon / 1e7
-            s.alt_rel_m = msg.relative_alt / 1000.0
-            s.groundspeed_mps = math.hypot(msg.vx, msg.vy) / 100.0
-        elif t == "SYS_STATUS":
-            s.battery_pct = float(msg.battery_remaining)
-        elif t == "MISSION_CURRENT":
-            s.mission_seq, s.mission_total = msg.seq, msg.total
-        elif t == "MISSION_ITEM_REACHED":
-            s.reached.add(msg.seq)
-        elif t == "EXTENDED_SYS_STATE":
-            s.landed_state = msg.landed_state
-        elif t == "STATUSTEXT":
-            s.statustext = msg.text
-
-    def send(self, msg: Any) -> None:
-        if self.peer is not None:
-            self.transport.sendto(msg.pack(self.encoder), self.peer)
-
-    async def reply(self, types: tuple[str, ...], timeout_s: float = 2.0) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            try:
-                async with asyncio.timeout(left):
-                    msg = await self.queue.get()
-            except TimeoutError:
-                return None
-            if msg.get_type() in types:
-                return msg
-
-
-def _item(
-    seq: int,
-    command: int,
-    lat: float = 0.0,
-    lon: float = 0.0,
-    alt: float = 0.0,
-    params: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
-    frame: int = mav.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT,
-) -> Any:
-    return mav.MAVLink_mission_item_int_message(
-        1, 1, seq, frame, command, 0, 1, *params, int(lat * 1e7), int(lon * 1e7), alt, 0
-    )
-
-
-def delivery_mission(sysid: int, dest_lat: float, dest_lon: float) -> list[Any]:
-    nan = math.nan
-    m = mav
-    items = [
-        _item(0, m.MAV_CMD_NAV_TAKEOFF, alt=CRUISE_ALT_M),
-        _item(1, m.MAV_CMD_NAV_WAYPOINT, dest_lat, dest_lon, CRUISE_ALT_M, (0, 2, 0, nan)),
-        _item(2, m.MAV_CMD_NAV_WAYPOINT, dest_lat, dest_lon, WINCH_HOVER_M, (0, 0.5, 0, nan)),
-        _item(
-            3, m.MAV_CMD_DO_WINCH, params=(1, m.WINCH_DELIVER, 0, 1.5), frame=m.MAV_FRAME_MISSION
-        ),
-        _item(4, m.MAV_CMD_NAV_WAYPOINT, dest_lat, dest_lon, CRUISE_ALT_M, (0, 2, 0, nan)),
-        _item(5, m.MAV_CMD_NAV_RETURN_TO_LAUNCH, frame=m.MAV_FRAME_MISSION),
-    ]
-    for it in items:
-        it.target_system = sysid
-    return items
-
-
-async def fly_one(gcs: DemoGcs, sysid: int, items: list[Any]) -> None:
-    """Upload, arm and start one delivery, retrying each step as a ground station would."""
-
-    def command(cmd: int, *p: float) -> Any:
-        args = [*p, *[0.0] * (7 - len(p))]
-        return mav.MAVLink_command_long_message(sysid, 1, cmd, 0, *args)
-
-    async with asyncio.timeout(10.0):
-        await gcs.heard.wait()
-    for _attempt in range(5):
-        gcs.send(mav.MAVLink_mission_count_message(sysid, 1, len(items), 0))
-        while True:
-            msg = await gcs.reply(("MISSION_REQUEST_INT", "MISSION_REQUEST", "MISSION_ACK"))
-            if msg is None or msg.get_type() == "MISSION_ACK":
-                break
-            gcs.send(items[msg.seq])
-        if msg is not None and msg.type == mav.MAV_MISSION_ACCEPTED:
-            break
-    else:
-        raise RuntimeError(f"vehicle {sysid}: mission upload failed")
-    for cmd, params in (
-        (mav.MAV_CMD_COMPONENT_ARM_DISARM, (1.0,)),
-        (mav.MAV_CMD_MISSION_START, ()),
-    ):
-        for _attempt in range(10):
-            gcs.send(command(cmd, *params))
-            ack = await gcs.reply(("COMMAND_ACK",))
-            if ack is not None and ack.command == cmd and ack.result == mav.MAV_RESULT_ACCEPTED:
-                break
-            await asyncio.sleep(0.5)
-        else:
-            raise RuntimeError(f"vehicle {sysid}: command {cmd} refused")
-
-
-def render(rows: list[Seen], elapsed_s: float, speed: float) -> str:
-    out = [
-        f"nestd demo: t={elapsed_s * speed:6.1f} s simulated ({speed:g}x)",
-        f"{'sys':>3} {'mode':<13} {'arm':<3} {'state':<11} {'lat':>10} {'lon':>11} "
-        f"{'alt_m':>6} {'gs_m/s':>6} {'batt%':>5} {'item':>5}  last message",
-    ]
-    for s in rows:
-        item = f"{max(s.mission_seq, 0)}/{s.mission_total}"
-        out.append(
-            f"{s.sysid:>3} {s.mode:<13} {'yes' if s.armed else 'no':<3} "
-            f"{LANDED.get(s.landed_state, '?'):<11} {s.lat_deg:>10.6f} {s.lon_deg:>11.6f} "
-            f"{s.alt_rel_m:>6.1f} {s.groundspeed_mps:>6.1f} {s.battery_pct:>5.0f} {item:>5}  "
-            f"{s.statustext[:40]}"
-        )
+def render(board: Board, submitted: list[str], elapsed_s: float, speed: float) -> str:
+    out = [f"nestd demo: {elapsed_s:5.1f} s ({elapsed_s * speed:5.0f} s simulated at "
+           f"{speed:g}x)",
+           f"  {'order':<7} {'state':<11} {'drone':>5}  {'ETA at door (UTC)':<17} reason"]
+    for oid in submitted:
+        j = board.jobs.get(oid, {})
+        eta = j.get("eta_at_door", "")[11:19] if j.get("eta_at_door") else ""
+        why = (j.get("reason") or {}).get("message", "")
+        out.append(f"  {oid:<7} {j.get('state', 'sent'):<11} {j.get('drone', ''):>5}  "
+                   f"{eta:<17} {why[:60]}")
+    out.append(f"  {'drone':<5} {'mode':<13} {'armed':<5} {'alt m':>6} {'batt %':>6} "
+               f"{'lat':>10} {'lon':>11}")
+    for key, v in sorted(board.vehicles.items()):
+        alt = v.get("alt_rel_m")
+        lat, lon = v.get("lat"), v.get("lon")
+        out.append(f"  {key:<5} {v.get('mode') or '?':<13} {'yes' if v.get('armed') else 'no':<5}"
+                   f" {alt if alt is not None else float('nan'):6.1f}"
+                   f" {v.get('battery_pct') or 0:6.0f}"
+                   f" {lat if lat is not None else float('nan'):10.6f}"
+                   f" {lon if lon is not None else float('nan'):11.6f}")
     return "\n".join(out)
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+def order_json(store: str, o: Order) -> bytes:
+    return orjson.dumps({
+        "order_id": o.order_id, "store_id": store,
+        "destination": {"lat_deg": o.lat_deg, "lon_deg": o.lon_deg},
+        "parcel": {"mass_kg": o.mass_kg},
+        "promised_by": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+    })
 
 
-async def run_demo(
-    vehicles: int = 3, speed: float = 8.0, timeout_s: float = 240.0, out: TextIO = sys.stdout
-) -> int:
-    """Fly one delivery per vehicle; returns 0 when all are delivered and back on their pads."""
-    ports = _free_ports(vehicles)
-    cfg = FleetConfig(
-        vehicles=vehicles,
-        speed=speed,
-        api_remote_ports=ports,
-        api_local_base=0,
-        gcs_link=False,
-        payload_kg=PAYLOAD_KG,
+def log_to_file(path: Path) -> TextIO:
+    """Send the daemon's structured log to `path` (JSON lines), off the demo's screen."""
+    f = path.open("a")
+    structlog.configure(
+        processors=[structlog.processors.add_log_level,
+                    structlog.processors.TimeStamper(fmt="iso", utc=True),
+                    structlog.processors.JSONRenderer()],
+        logger_factory=structlog.PrintLoggerFactory(file=f),
+        cache_logger_on_first_use=False,
     )
-    loop = asyncio.get_running_loop()
-    seen = [Seen(sysid=i + 1) for i in range(vehicles)]
-    gcss: list[DemoGcs] = []
-    for i, port in enumerate(ports):
-        _, proto = await loop.create_datagram_endpoint(
-            functools.partial(DemoGcs, seen[i]), local_addr=("127.0.0.1", port)
-        )
-        gcss.append(proto)
-    fleet = Fleet(cfg)
-    started = time.monotonic()
+    logging.getLogger("mqtt").setLevel(logging.ERROR)
+    return f
+
+
+@contextlib.asynccontextmanager
+async def running(daemon: Daemon) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(daemon.run(), name="daemon")
     try:
-        async with fleet:
-            print(
-                f"nestd demo: {vehicles} simulated PX4 drones at {speed:g}x, one winch "
-                f"delivery each ({PAYLOAD_KG} kg)",
-                file=out,
-                flush=True,
-            )
-            for i, gcs in enumerate(gcss):
-                de, dn = DESTINATIONS_M[i % len(DESTINATIONS_M)]
-                lat, lon = fleet.frame.to_latlon(de, dn)
-                await fly_one(gcs, i + 1, delivery_mission(i + 1, lat, lon))
-            while time.monotonic() - started < timeout_s:
-                await asyncio.sleep(1.0)
-                for s in seen:
-                    # Judged from telemetry alone: the RTL item reached and motors off.
-                    s.done = 5 in s.reached and not s.armed
-                print(render(seen, time.monotonic() - started, speed), file=out, flush=True)
-                if all(s.done for s in seen):
-                    delivered = sum(len(v.drops) for v in fleet.vehicles)
-                    print(
-                        f"nestd demo: all {vehicles} deliveries made ({delivered} payloads "
-                        "lowered by winch) and every drone is back on its pad",
-                        file=out,
-                    )
-                    return 0
-            print("nestd demo: timed out before every delivery finished", file=out)
-            return 1
+        yield task
     finally:
-        for g in gcss:
-            if g.transport is not None:
-                g.transport.close()
+        daemon.request_stop()
+        daemon.request_stop()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(task, 15)
+
+
+async def run_demo(vehicles: int = 2, speed: float = 10.0, timeout_s: float = 300.0,
+                   out: TextIO = sys.stdout) -> int:
+    """Returns 0 when every submitted job completed and every other order was quoted
+    ineligible (handed to a courier), 1 otherwise."""
+    airspace = load_airspace(STORE_FILE)
+    pads = [(p.position.lat_deg, p.position.lon_deg) for p in airspace.pads]
+    nest = airspace.nest.position
+    while len(pads) < vehicles:  # more drones than pads: extra ones stand by the nest
+        east = 6.0 * (len(pads) + 1)
+        lon, lat = airspace.frame.to_wgs84(east, -12.0)
+        pads.append((float(lat), float(lon)))
+    ports = [_free_port(socket.SOCK_DGRAM) for _ in range(vehicles)]
+    sim = FleetConfig(vehicles=vehicles, speed=speed, api_remote_ports=ports, api_local_base=0,
+                      gcs_link=False, home=(nest.lat_deg, nest.lon_deg,
+                                            airspace.store.ground_amsl_m),
+                      pads=pads[:vehicles], payload_kg=PARCEL_KG, reload_payload=True,
+                      ekf_ready_s=0.0)
+    started = time.monotonic()
+    # Kept afterwards: the daemon's log, its journal (SQLite) and the broker's log.
+    tmp = tempfile.mkdtemp(prefix="nestd-demo-")
+    saved = structlog.get_config()
+    log_file = log_to_file(Path(tmp) / "nestd.log")
+    try:
+        return await _demo(vehicles, speed, timeout_s, out, Path(tmp), started, airspace, sim,
+                           ports)
+    finally:
+        print(f"nestd demo: the daemon's log and journal are in {tmp}", file=out)
+        structlog.configure(**saved)
+        log_file.close()
+
+
+async def _demo(vehicles: int, speed: float, timeout_s: float, out: TextIO, tmp: Path,
+                started: float, airspace: Airspace, sim: FleetConfig, ports: list[int]) -> int:
+    store = airspace.store.id
+    with private_broker(tmp) as broker_port:
+        config = DaemonConfig(
+            store_id=store, state_dir=tmp / "state",
+            mqtt=MqttConfig(port=broker_port, client_id=f"nestd-demo-{uuid.uuid4().hex[:6]}"),
+            mavlink=LinkConfig(endpoints=[EndpointConfig(name=f"drone{i + 1}",
+                                                         kind="udp_listen", port=p)
+                                          for i, p in enumerate(ports)]),
+            airspace=AirspaceConfig(file=STORE_FILE),
+            jobs=JobsConfig(launch_spacing_s=3.0, turnaround_s=0.0),
+        )
+        daemon = build_daemon(config)
+        daemon.shutdown = ShutdownSettings(grace_s=30)
+        board = Board(store)
+        print(f"nestd demo: store {store}, {vehicles} simulated PX4 drones at {speed:g}x, "
+              f"broker on 127.0.0.1:{broker_port}", file=out, flush=True)
+        async with Fleet(sim) as fleet, running(daemon), aiomqtt.Client(
+                "127.0.0.1", broker_port, protocol=aiomqtt.ProtocolVersion.V5) as retailer:
+            await retailer.subscribe(f"nest/{store}/jobs/+/events", qos=1)
+            await retailer.subscribe(f"nest/{store}/vehicles/+/state", qos=0)
+            inbox = f"retailer/{uuid.uuid4().hex[:8]}/quotes"
+            await retailer.subscribe(inbox, qos=1)
+
+            async def listen() -> None:
+                async for m in retailer.messages:
+                    if m.topic.value == inbox:
+                        q = orjson.loads(bytes(m.payload))
+                        board.quotes[q["order_id"]] = q
+                    else:
+                        board.on_message(m.topic.value, bytes(m.payload))
+
+            listener = asyncio.create_task(listen(), name="retailer")
+            try:
+                while len([v for v in daemon.link.vehicles.values() if v.ready]) < vehicles:
+                    if time.monotonic() - started > 30:
+                        print("nestd demo: the simulated drones did not come up", file=out)
+                        return 1
+                    await asyncio.sleep(0.2)
+                # Quotes first: what goes by drone, what goes to a courier, and why.
+                for o in ORDERS:
+                    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                    props.ResponseTopic = inbox
+                    props.CorrelationData = o.order_id.encode()
+                    await retailer.publish(f"nest/{store}/quote/request",
+                                           order_json(store, o), qos=1, properties=props)
+                while len(board.quotes) < len(ORDERS):
+                    if time.monotonic() - started > 30:
+                        print("nestd demo: quotes did not arrive", file=out)
+                        return 1
+                    await asyncio.sleep(0.1)
+                submitted: list[str] = []
+                for o in ORDERS:
+                    q = board.quotes[o.order_id]
+                    if q["eligible"]:
+                        eta = q["eta_at_door"][11:19]
+                        print(f"  quote {o.order_id} ({o.note}): drone, door ETA {eta} UTC, "
+                              f"confidence {q['confidence']:.2f}", file=out)
+                        await retailer.publish(f"nest/{store}/jobs/submit",
+                                               order_json(store, o), qos=1)
+                        submitted.append(o.order_id)
+                    else:
+                        why = "; ".join(r["message"] for r in q["reasons"])
+                        print(f"  quote {o.order_id} ({o.note}): courier: {why[:90]}",
+                              file=out)
+                out.flush()
+                while time.monotonic() - started < timeout_s:
+                    await asyncio.sleep(1.0)
+                    print(render(board, submitted, time.monotonic() - started, speed),
+                          file=out, flush=True)
+                    states = [board.jobs.get(o, {}).get("state") for o in submitted]
+                    if all(s in TERMINAL for s in states):
+                        drops = sum(len(v.drops) for v in fleet.vehicles)
+                        done = all(s == "completed" for s in states)
+                        print(f"nestd demo: {sum(s == 'completed' for s in states)} of "
+                              f"{len(submitted)} deliveries completed "
+                              f"({drops} parcels lowered by winch)"
+                              f"{'' if done else ', see the reasons above'}; "
+                              f"{len(ORDERS) - len(submitted)} orders went to a courier",
+                              file=out)
+                        return 0 if done else 1
+                print("nestd demo: timed out before every job ended", file=out)
+                return 1
+            finally:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await listener

@@ -37,8 +37,12 @@ def test_nestsim_ctl_without_a_running_sim_says_so() -> None:
     assert "nestsim:" in r.stderr and "Traceback" not in r.stderr
 
 
-async def test_demo_flies_every_delivery_and_brings_the_drones_home() -> None:
+async def test_demo_quotes_orders_flies_the_eligible_ones_and_hands_the_rest_to_a_courier(
+) -> None:
     out = io.StringIO()
-    assert await run_demo(vehicles=3, speed=20.0, timeout_s=90.0, out=out) == 0
+    assert await run_demo(vehicles=2, speed=20.0, timeout_s=150.0, out=out) == 0
     text = out.getvalue()
-    assert "all 3 deliveries made (3 payloads lowered by winch)" in text
+    assert "4 of 4 deliveries completed (4 parcels lowered by winch); 3 orders went to a " \
+        "courier" in text
+    assert "courier: parcel 4.50 kg is over" in text
+    assert "outside the operating area" in text

@@ -11,6 +11,8 @@ import pytest
 
 from nestd.config import ConfigError, load_config
 
+ROOT = Path(__file__).resolve().parent.parent.parent
+
 GOOD = """
 store_id = "frisco-01"
 state_dir = "/tmp/nestd-test"
@@ -94,3 +96,32 @@ def test_check_config_command(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "telemetry.rate_hz" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_check_config_loads_the_airspace_relative_to_the_config_file(tmp_path: Path) -> None:
+    ok = subprocess.run([sys.executable, "-m", "nestd", "check-config",
+                         str(ROOT / "systemd" / "nestd.example.toml")],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "airspace us-tx-richardson-0042" in ok.stdout
+    missing = write(tmp_path, GOOD + '\n[airspace]\nfile = "nowhere.geojson"\n')
+    r = subprocess.run([sys.executable, "-m", "nestd", "check-config", str(missing)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "nowhere.geojson" in r.stderr and "Traceback" not in r.stderr
+    broken = tmp_path / "broken.geojson"
+    broken.write_text('{"type": "FeatureCollection", "features": []}')
+    bad = write(tmp_path, GOOD + '\n[airspace]\nfile = "broken.geojson"\n')
+    r = subprocess.run([sys.executable, "-m", "nestd", "check-config", str(bad)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "broken.geojson" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_jobs_settings_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"jobs\.launch_spacing_s"):
+        load_config(write(tmp_path, GOOD + "\n[jobs]\nlaunch_spacing_s = -1\n"))
+    with pytest.raises(ConfigError, match=r"jobs\.share_group"):
+        load_config(write(tmp_path, GOOD + '\n[jobs]\nshare_group = "a/b"\n'))
+    with pytest.raises(ConfigError, match=r"airframe\.max_payload_kg"):
+        load_config(write(tmp_path, GOOD + '\n[airframe]\nmax_payload_kg = "2"\n'))

@@ -43,6 +43,9 @@ class AirspaceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     file: Path = Field(description="The store's airspace: GeoJSON (see geofences/README.md).")
+    reload_poll_s: float = Field(
+        5.0, gt=0, description="How often the file is checked for changes; a valid new "
+        "version replaces the airspace in force, an invalid one is logged and ignored.")
 
 
 class JobsConfig(BaseModel):

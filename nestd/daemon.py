@@ -74,6 +74,8 @@ class Daemon:
                     tg.create_task(self.jobs.executor.run(), name="executor"),
                     tg.create_task(self.jobs.dispatcher.run(), name="dispatcher"),
                 ]
+                if self.jobs.watcher is not None:
+                    tasks.append(tg.create_task(self.jobs.watcher.run(), name="airspace"))
             self.notifier.ready(f"watching {len(self.link.endpoints)} MAVLink endpoints")
             self.log.info("daemon_ready")
             await self._stop.wait()

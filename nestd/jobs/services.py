@@ -4,10 +4,22 @@ dispatcher and the MQTT job API, sharing one airspace and one fleet link."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nestd.airspace import Airspace, load_airspace
+import structlog
+
+from nestd.airspace import (
+    ActiveFlight,
+    AffectedFlight,
+    Airspace,
+    AirspaceKeeper,
+    LatLon,
+    Waypoint,
+    load_airspace,
+)
 from nestd.config import DaemonConfig
+from nestd.jobs.airspace_watch import AirspaceWatcher
 from nestd.jobs.api import JobApi
 from nestd.jobs.book import JobBook
 from nestd.jobs.dispatch import DispatchSettings
@@ -17,6 +29,8 @@ from nestd.jobs.journal import Journal
 from nestd.jobs.quote import Quoter, QuoteSettings
 from nestd.mavlink.link import FleetLink
 from nestd.telemetry import Topics
+
+log = structlog.get_logger("nestd.jobs")
 
 
 @dataclass
@@ -28,6 +42,8 @@ class JobServices:
     executor: FlightExecutor
     dispatcher: Dispatcher
     api: JobApi
+    keeper: AirspaceKeeper
+    watcher: AirspaceWatcher | None
 
     @classmethod
     def build(cls, config: DaemonConfig, link: FleetLink,
@@ -46,11 +62,15 @@ class JobServices:
             launch_spacing_s=j.launch_spacing_s,
             valid_for_s=j.quote_valid_for_s,
         ))
-        holder = _AirspaceRef(airspace)
-        executor = FlightExecutor(book, link, holder.get, config.airframe,
+        keeper = AirspaceKeeper(airspace)
+
+        def current() -> Airspace:
+            return keeper.current
+
+        executor = FlightExecutor(book, link, current, config.airframe,
                                   ExecutorSettings(reattach_wait_s=j.reattach_wait_s))
         dispatcher = Dispatcher(
-            book, quoter, executor, link, holder.get, config.airframe,
+            book, quoter, executor, link, current, config.airframe,
             DispatchSettings(decline_if_late=j.decline_if_late,
                              launch_spacing_s=j.launch_spacing_s,
                              assign_ahead_s=j.assign_ahead_s),
@@ -58,17 +78,42 @@ class JobServices:
         )
         api = JobApi(book, topics, config.store_id, cancels=executor, quotes=dispatcher,
                      share_group=j.share_group, max_payload_bytes=j.max_payload_bytes)
-        return cls(airspace, journal, book, quoter, executor, dispatcher, api)
+        watcher = None
+        if config.airspace is not None:
+            watcher = AirspaceWatcher(
+                keeper, config.airspace.file,
+                flights=lambda: active_flights(executor),
+                on_swap=quoter.swap_airspace,
+                on_affected=_report_affected,
+                poll_s=config.airspace.reload_poll_s,
+            )
+        return cls(airspace, journal, book, quoter, executor, dispatcher, api, keeper, watcher)
 
     def close(self) -> None:
         self.journal.close()
 
 
-class _AirspaceRef:
-    """The current airspace; a live update swaps it for every user at once."""
+def active_flights(executor: FlightExecutor) -> list[ActiveFlight]:
+    """The way ahead of each flight, coarsely: to the door (if the parcel is still aboard)
+    and back to the pad, in straight lines at the flight's altitude."""
+    out = []
+    for f in list(executor.flights.values()):
+        v = executor.link.vehicles.get(f.drone)
+        s = v.state if v is not None else None
+        if s is None or s.lat_deg is None or s.lon_deg is None or f.launched_at_s is None:
+            continue
+        alt = max(s.alt_rel_m or 0.0, 0.0)
+        ahead = [Waypoint(f.pad.lat_deg, f.pad.lon_deg, alt)]
+        seq = s.mission.current_seq
+        if seq is None or seq <= f.release_seq:
+            ahead.insert(0, Waypoint(f.destination.lat_deg, f.destination.lon_deg, alt))
+        out.append(ActiveFlight(f.order_id, LatLon(s.lat_deg, s.lon_deg), alt, ahead))
+    return out
 
-    def __init__(self, airspace: Airspace) -> None:
-        self.airspace = airspace
 
-    def get(self) -> Airspace:
-        return self.airspace
+def _report_affected(flights: Sequence[AffectedFlight]) -> None:
+    # What the drone does about it is the safety monitor's decision, which does not exist
+    # yet; until then the operator is told, loudly.
+    for f in flights:
+        log.error("flight_path_now_illegal", order_id=f.flight_id,
+                  zones=sorted(f.feature_ids))

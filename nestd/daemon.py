@@ -129,6 +129,9 @@ class Daemon:
             client._client.manual_ack_set(True)
             try:
                 async with client:
+                    if self.jobs is not None:
+                        # "online" means taking jobs: subscribed before it is said.
+                        await self.jobs.api.subscribe(client)
                     await client.publish(self.topics.daemon_availability, b"online", qos=1,
                                          retain=True)
                     self.broker_connected = True

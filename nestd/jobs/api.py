@@ -67,6 +67,7 @@ class JobApi:
         self.max_payload_bytes = max_payload_bytes
         self.wall_clock = wall_clock
         self._wake = asyncio.Event()
+        self._subscribed: aiomqtt.Client | None = None
         self.handled = 0
         self.rejected = 0
         self.published = 0
@@ -75,21 +76,27 @@ class JobApi:
     def _filter(self, topic: str) -> str:
         return f"$share/{self.share_group}/{topic}" if self.share_group else topic
 
-    async def run(self, client: aiomqtt.Client) -> None:
+    async def subscribe(self, client: aiomqtt.Client) -> None:
+        """Subscribe to the job topics (the daemon does this before it says it is online)."""
         # Acknowledge only after the journal commit (see the module docstring).
         client._client.manual_ack_set(True)
+        for t in (self.topics.jobs_submit, self.topics.jobs_cancel_filter,
+                  self.topics.quote_request):
+            await client.subscribe(self._filter(t), qos=1)
+        self._subscribed = client
+        log.info("job_api_subscribed", share_group=self.share_group)
+
+    async def run(self, client: aiomqtt.Client) -> None:
+        if self._subscribed is not client:
+            await self.subscribe(client)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._publish_outbox(client), name="jobs-outbox")
-            for t in (self.topics.jobs_submit, self.topics.jobs_cancel_filter,
-                      self.topics.quote_request):
-                await client.subscribe(self._filter(t), qos=1)
-            log.info("job_api_subscribed", share_group=self.share_group)
             async for message in client.messages:
-                try:
-                    await self.handle(client, message)
-                finally:
-                    if message.qos > 0:
-                        client._client.ack(message.mid, message.qos)
+                # Not in a `finally`: a message whose handling raised (the journal failing)
+                # must stay unacknowledged so that the broker delivers it again.
+                await self.handle(client, message)
+                if message.qos > 0:
+                    client._client.ack(message.mid, message.qos)
                 check_cancelled()
 
     # -- incoming -----------------------------------------------------------------------------

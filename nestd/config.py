@@ -53,7 +53,8 @@ class JobsConfig(BaseModel):
 
     share_group: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
-        description="Subscribe through $share/<group>/ so a standby daemon can take over.")
+        description="Subscribe through MQTT 5 shared subscriptions $share/<group>/ (groundwork "
+        "for a standby daemon, which is not finished: run one daemon per store).")
     session_expiry_s: int = Field(
         7 * 24 * 3600, ge=0, le=0xFFFFFFFF,
         description="How long the broker keeps our session (and queued jobs) while we are away.")

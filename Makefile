@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_airspace.py
 	$(BIN)/python bench/bench_link.py
 	$(BIN)/python bench/bench_safety.py
+	$(BIN)/python bench/bench_quote.py
+	$(BIN)/python bench/bench_intake.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,8 @@ from nestd.telemetry import TelemetryPublisher, Topics
 
 log = structlog.get_logger("nestd")
 
+MAX_PACKET_BYTES = 1024 * 1024
+
 
 class ShutdownSettings(BaseModel):
     grace_s: float = 900.0  # how long a stop waits for airborne drones to land
@@ -120,6 +122,9 @@ class Daemon:
             # after the journal commit, so manual acks are on before the first packet.
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.config.jobs.session_expiry_s
+            # Nothing nestd accepts is anywhere near this; a flood of huge messages stops at
+            # the broker instead of in the loop's memory (see [jobs] max_payload_bytes).
+            props.MaximumPacketSize = MAX_PACKET_BYTES
             client = aiomqtt.Client(
                 m.host, m.port, username=m.username, password=m.password,
                 identifier=m.client_id or f"nestd-{self.config.store_id}",

@@ -25,7 +25,7 @@ from paho.mqtt.properties import Properties
 from nestd.aio import check_cancelled
 from nestd.jobs.book import JobBook
 from nestd.jobs.intake import order_id_hint, parse_cancel, parse_job, parse_quote_request
-from nestd.jobs.journal import Outgoing
+from nestd.jobs.journal import JournalError, Outgoing
 from nestd.jobs.lifecycle import JobState
 from nestd.jobs.models import Job, Reason, ReasonCode, Rejection
 from nestd.telemetry import Topics
@@ -44,6 +44,11 @@ class CancelHandler(Protocol):
 class QuoteHandler(Protocol):
     def quote_message(self, job: Job) -> bytes:
         ...
+
+
+def _raw(message: aiomqtt.Message) -> bytes:
+    p = message.payload
+    return p if isinstance(p, bytes) else (str(p).encode() if p is not None else b"")
 
 
 def _prop(message: aiomqtt.Message, name: str) -> Any:
@@ -92,9 +97,20 @@ class JobApi:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._publish_outbox(client), name="jobs-outbox")
             async for message in client.messages:
-                # Not in a `finally`: a message whose handling raised (the journal failing)
-                # must stay unacknowledged so that the broker delivers it again.
-                await self.handle(client, message)
+                # A message whose handling raised JournalError (nothing could be committed)
+                # stays unacknowledged: the session restarts and the broker delivers it
+                # again. Any other error is a bug with this message: it is dead-lettered and
+                # acknowledged, so one bad message can't block every job behind it.
+                try:
+                    await self.handle(client, message)
+                except JournalError:
+                    raise
+                except Exception as exc:
+                    log.exception("message_handling_failed", topic=message.topic.value)
+                    self.reject(_raw(message), message.topic.value, [Reason(
+                        code=ReasonCode.INTERNAL_ERROR.value,
+                        message=f"nestd could not process this message ({type(exc).__name__}); "
+                                "it is kept in the dead letter for the operator")])
                 if message.qos > 0:
                     client._client.ack(message.mid, message.qos)
                 check_cancelled()
@@ -109,8 +125,7 @@ class JobApi:
         correlation data: the job's status, the rejection, or the quote. Those answers are
         sent directly; the records (status, rejections, dead letters) go through the outbox.
         """
-        raw = message.payload if isinstance(message.payload, bytes) else (
-            str(message.payload).encode() if message.payload is not None else b"")
+        raw = _raw(message)
         topic = message.topic.value
         self.handled += 1
         reply: bytes | None = None
@@ -149,8 +164,13 @@ class JobApi:
 
     def reject(self, raw: bytes, topic: str, reasons: list[Reason],
                order_id: str | None = None) -> bytes:
-        """Journal the raw message as a dead letter and queue the rejection; returns it."""
+        """Journal the raw message as a dead letter and queue the rejection; returns it.
+
+        An oversized payload is kept only up to the size cap (the rejection says how big it
+        was): a flood of huge messages must not fill the disk or the dead-letter topic."""
         self.rejected += 1
+        if len(raw) > self.max_payload_bytes:
+            raw = raw[: self.max_payload_bytes]
         oid = order_id if order_id is not None else order_id_hint(raw)
         rej = Rejection(order_id=oid, store_id=self.store_id, topic=topic,
                         reasons=tuple(reasons), received_at=self.now())

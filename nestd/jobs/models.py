@@ -97,6 +97,7 @@ class ReasonCode(StrEnum):
     ORDER_ID_MISMATCH = "order_id_mismatch"
     DUPLICATE_ORDER_ID = "duplicate_order_id"
     UNKNOWN_ORDER = "unknown_order"
+    INTERNAL_ERROR = "internal_error"
     # quote / dispatch
     OVERWEIGHT = "overweight"
     OVERSIZE = "oversize"

@@ -435,3 +435,54 @@ async def test_a_wildcard_response_topic_leaves_the_api_running_and_the_rejectio
                                         orjson.dumps(order(store, "o-3")))
             assert orjson.loads(bytes(answer.payload))["state"] == "accepted"  # type: ignore[arg-type]
             assert not running.task.done()
+
+
+@dataclass
+class BrokenDesk(Desk):
+    """A quote handler with a bug: it raises for one order id."""
+
+    def quote_message(self, job: Job) -> bytes:
+        if job.order_id == "boom":
+            raise ZeroDivisionError("a bug in the quote path")
+        return super().quote_message(job)
+
+
+async def test_a_message_that_hits_a_bug_is_dead_lettered_acked_and_does_not_block_the_rest(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    store, desk = new_store(), BrokenDesk()
+    with Journal(tmp_path / "j.sqlite3") as journal:
+        async with retailer(mosquitto, store) as shop, \
+                running_api(mosquitto, journal, store, desk) as run:
+            boom = orjson.dumps(order(store, "boom"))
+            await shop.publish(shop.topics.quote_request, boom)
+            await shop.publish(shop.topics.jobs_submit, orjson.dumps(order(store, "after")))
+            await until(lambda: states(shop, "after") == ["received", "accepted"], TIMEOUT_S,
+                        "the job after the bad message handled")
+            await until(lambda: shop.payloads(shop.topics.deadletter) == [boom], TIMEOUT_S,
+                        "the bad message in the dead letter")
+            (rej,) = [orjson.loads(p) for p in shop.payloads(shop.topics.jobs_rejected)]
+            assert rej["reasons"][0]["code"] == "internal_error"
+            assert not run.task.done()
+            (letter,) = journal.dead_letters()
+            assert letter.raw == boom
+
+
+async def test_an_oversized_message_is_rejected_and_kept_only_up_to_the_size_cap(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    store, desk = new_store(), Desk()
+    with Journal(tmp_path / "j.sqlite3") as journal:
+        async with retailer(mosquitto, store) as shop, \
+                running_api(mosquitto, journal, store, desk) as run:
+            cap = run.api.max_payload_bytes
+            huge = b"{" + b" " * (4 * cap) + b"}"
+            await shop.publish(shop.topics.jobs_submit, huge)
+            await until(lambda: shop.payloads(shop.topics.jobs_rejected), TIMEOUT_S,
+                        "the rejection")
+            rej = orjson.loads(shop.payloads(shop.topics.jobs_rejected)[0])
+            assert rej["reasons"][0]["code"] == "too_large"
+            await until(lambda: shop.payloads(shop.topics.deadletter), TIMEOUT_S, "dead letter")
+            assert shop.payloads(shop.topics.deadletter) == [huge[:cap]]
+            (letter,) = journal.dead_letters()
+            assert letter.raw == huge[:cap]

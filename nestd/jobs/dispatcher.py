@@ -20,7 +20,13 @@ from nestd.jobs.quote import DroneView, FleetView, Quoter
 from nestd.mavlink.link import FleetLink
 from nestd.mavlink.vehicle import Vehicle
 from nestd.safety import CALM, Airframe, BatteryInfo, GpsInfo, battery_energy_from_telemetry
-from nestd.safety.preflight import VehicleSnapshot, check_battery_state, check_gps
+from nestd.safety.preflight import (
+    FlightIntent,
+    VehicleSnapshot,
+    check_battery_state,
+    check_gps,
+    check_on_pad,
+)
 
 log = structlog.get_logger("nestd.jobs.dispatcher")
 
@@ -61,11 +67,22 @@ class Dispatcher:
         self.turnaround_s = turnaround_s
         self.period_s = period_s
         self.wall_clock = wall_clock
-        self.paused = False  # set on shutdown: nothing new launches
+        self._paused = False
         self._wake = asyncio.Event()
         self.rounds = 0
         book.listen(lambda ev, rec: self._wake.set())
         executor.on_drone_free = self._wake.set
+
+    @property
+    def paused(self) -> bool:
+        """Set on shutdown: nothing new is assigned, and nothing assigned is launched."""
+        return self._paused
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self._paused = value
+        # A job assigned ahead of its slot (or still in pre-flight) must not launch either.
+        self.executor.paused = value
 
     # -- the fleet as the planner sees it ------------------------------------------------------
 
@@ -104,7 +121,7 @@ class Dispatcher:
                 available = now
             idle_ok = key in self.executor.busy or (
                 s.armed is False and s.landed_state in (None, MAV_LANDED_STATE_ON_GROUND)
-                and self._ready_to_fly(v))
+                and self._ready_to_fly(v, pad[1]))
             healthy = (v.ready and v.health.snapshot(mono).alive and idle_ok
                        and not self.executor.drone_cooling(key, now))
             drones.append(DroneView(
@@ -125,16 +142,22 @@ class Dispatcher:
             queued_ahead=queued,
         )
 
-    def _ready_to_fly(self, v: Vehicle) -> bool:
+    def _ready_to_fly(self, v: Vehicle, pad: LatLon) -> bool:
         """The pre-flight checks a drone on its pad must pass before it is offered for a job
-        (a battery still hot from the last flight, say, waits until it has cooled)."""
+        (a battery still hot from the last flight, say, waits until it has cooled; a drone
+        that came down away from its pad, after a failsafe landing, waits to be brought back)."""
         s = v.state
         snap = VehicleSnapshot(
+            position=(LatLon(s.lat_deg, s.lon_deg)
+                      if s.lat_deg is not None and s.lon_deg is not None else None),
             gps=GpsInfo(s.gps.fix_type, s.gps.satellites, s.gps.hdop),
             battery=BatteryInfo(s.battery.remaining_pct, s.battery.voltage_v,
                                 s.battery.temperature_c))
         lim = self.executor.settings.preflight_limits
-        return check_battery_state(snap, lim).passed and check_gps(snap, lim).passed
+        on_pad = check_on_pad(snap, FlightIntent(pad=pad, payload_kg=0.0, energy=None,
+                                                 wind=None), lim)
+        return (check_battery_state(snap, lim).passed and check_gps(snap, lim).passed
+                and on_pad.passed)
 
     # -- quotes -------------------------------------------------------------------------------
 

@@ -39,12 +39,12 @@ from nestd.jobs.lifecycle import (
     is_terminal,
 )
 from nestd.jobs.mission import BuiltMission, Stage, build_delivery_mission
-from nestd.jobs.models import Reason, ReasonCode
+from nestd.jobs.models import ParcelWhere, Reason, ReasonCode
 from nestd.jobs.quote import Option
 from nestd.mavlink.errors import MavlinkError
 from nestd.mavlink.items import fence_items, mission_items, mission_style, rally_items
 from nestd.mavlink.link import FleetLink
-from nestd.mavlink.protocols.mission import MissionItem
+from nestd.mavlink.protocols.mission import MISSION, MissionItem, compare_items
 from nestd.mavlink.vehicle import Vehicle
 from nestd.safety import (
     Airframe,
@@ -82,6 +82,34 @@ def _reason(code: ReasonCode, message: str) -> Reason:
     return Reason(code=code.value, message=message)
 
 
+def _restart_reason() -> Reason:
+    return _reason(ReasonCode.DAEMON_RESTART, "nestd restarted before launch; planning again")
+
+
+def _cancel_reason(text: str) -> Reason:
+    return _reason(ReasonCode.CANCELLED_BY_CUSTOMER, text)
+
+
+def items_to_json(items: list[MissionItem]) -> list[list[Any]]:
+    """Mission items as JSON rows (NaN, which PX4 reads as "unchanged", is not JSON: null)."""
+    def f(x: float) -> float | None:
+        return None if math.isnan(x) else x
+
+    return [[it.seq, it.frame, it.command, it.autocontinue, f(it.param1), f(it.param2),
+             f(it.param3), f(it.param4), it.x, it.y, f(it.z)] for it in items]
+
+
+def items_from_json(rows: list[list[Any]]) -> list[MissionItem]:
+    def f(x: float | None) -> float:
+        return math.nan if x is None else float(x)
+
+    return [MissionItem(seq=int(r[0]), frame=int(r[1]), command=int(r[2]),
+                        autocontinue=int(r[3]), param1=f(r[4]), param2=f(r[5]), param3=f(r[6]),
+                        param4=f(r[7]), x=int(r[8]), y=int(r[9]), z=f(r[10]),
+                        mission_type=MISSION)
+            for r in rows]
+
+
 def items_hash(items: list[MissionItem]) -> str:
     h = hashlib.sha256()
     for it in items:
@@ -104,9 +132,16 @@ class Flight:
     delivery_seq: int
     land_seq: int
     mission_hash: str
+    items: list[MissionItem] = field(default_factory=list, repr=False)
+    """The mission as uploaded: after a restart, what the drone must still hold."""
+    launch_at_s: float | None = None
+    """The launch slot the dispatcher planned (assigned ahead, the flight waits for it)."""
     launched_at_s: float | None = None
     eta_door_s: float | None = None
     back_at_s: float | None = None
+    starting: bool = False
+    """Arming and starting: the drone may take off any moment, so a cancel can't just stop
+    the task; it is carried out at the next safe point."""
     cancel_reason: str | None = None
     aborted: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -118,9 +153,10 @@ class Flight:
             "destination": [self.destination.lat_deg, self.destination.lon_deg],
             "stages": list(self.stages), "release_seq": self.release_seq,
             "delivery_seq": self.delivery_seq, "land_seq": self.land_seq,
-            "mission_hash": self.mission_hash, "launched_at_s": self.launched_at_s,
+            "mission_hash": self.mission_hash, "items": items_to_json(self.items),
+            "launched_at_s": self.launched_at_s,
             "eta_door_s": self.eta_door_s, "back_at_s": self.back_at_s,
-            "aborted": self.aborted,
+            "starting": self.starting, "aborted": self.aborted,
         }
 
     @classmethod
@@ -130,9 +166,10 @@ class Flight:
             pad=LatLon(*d["pad"]), destination=LatLon(*d["destination"]),
             stages=tuple(d["stages"]), release_seq=int(d["release_seq"]),
             delivery_seq=int(d["delivery_seq"]), land_seq=int(d["land_seq"]),
-            mission_hash=str(d["mission_hash"]), launched_at_s=d.get("launched_at_s"),
+            mission_hash=str(d["mission_hash"]), items=items_from_json(d.get("items") or []),
+            launched_at_s=d.get("launched_at_s"),
             eta_door_s=d.get("eta_door_s"), back_at_s=d.get("back_at_s"),
-            aborted=bool(d.get("aborted", False)),
+            starting=bool(d.get("starting", False)), aborted=bool(d.get("aborted", False)),
         )
 
 
@@ -144,6 +181,9 @@ class ExecutorSettings:
     max_attempts: int = 3  # pre-flight failures of one job (on any drones) before declining
     reattach_wait_s: float = 60.0  # after a restart: how long to wait to hear an airborne drone
     landed_away_m: float = 25.0  # landing farther than this from the pad is not a completed job
+    start_settle_s: float = 15.0  # after a restart mid-start: how long an armed drone may sit
+    start_check_s: float = 3.0  # after a start that got no answer: how long to look for takeoff
+    turn_back_retry_s: float = 2.0  # a refused (or unanswered) turn-back is tried again
     poll_s: float = 0.25
 
 
@@ -168,6 +208,7 @@ class FlightExecutor:
         self.cooloff_until: dict[int, float] = {}
         self.attempts: dict[str, int] = {}
         self.last_launch_s = -math.inf
+        self.paused = False  # nestd is stopping: no drone is armed for a new flight
         self._tg: asyncio.TaskGroup | None = None
         self._ready = asyncio.Event()
         self.on_drone_free: Callable[[], None] = lambda: None
@@ -190,13 +231,20 @@ class FlightExecutor:
             st = rec.state
             if st is JobState.RECEIVED:
                 self.book.move(rec.order_id, JobState.ACCEPTED)
+            elif (st is JobState.PREFLIGHT and rec.flight.get("starting")
+                  and rec.flight.get("drone") == rec.drone):
+                # nestd stopped while arming or starting: the drone may be flying the job.
+                flight = Flight.from_json(rec.order_id, rec.flight)
+                self._start(flight, self._resume_start(flight))
             elif st in (JobState.ASSIGNED, JobState.PREFLIGHT):
                 self.book.move(rec.order_id, JobState.QUEUED, drone=None, pad=None,
-                               reason=_reason(ReasonCode.DAEMON_RESTART,
-                                              "nestd restarted before launch; planning again"))
+                               reason=_restart_reason())
             elif rec.drone is not None and rec.flight and st not in (
                     JobState.ACCEPTED, JobState.QUEUED):
                 flight = Flight.from_json(rec.order_id, rec.flight)
+                if flight.launched_at_s is not None:
+                    # Launch spacing holds across a restart too.
+                    self.last_launch_s = max(self.last_launch_s, flight.launched_at_s)
                 self._start(flight, self._reattach(flight, st))
 
     def _start(self, flight: Flight, coro: Any) -> None:
@@ -205,6 +253,16 @@ class FlightExecutor:
         self.busy[flight.drone] = flight.order_id
         flight.task = self._tg.create_task(self._guard(flight, coro),
                                            name=f"flight-{flight.order_id}")
+        # Also when the task is cancelled before it ever ran (and its finally can't).
+        flight.task.add_done_callback(lambda _t: self._release(flight))
+
+    def _release(self, flight: Flight) -> None:
+        """The flight is over for the executor: the drone can be given another job."""
+        if self.flights.get(flight.order_id) is flight:
+            del self.flights[flight.order_id]
+        if self.busy.get(flight.drone) == flight.order_id:
+            del self.busy[flight.drone]
+        self.on_drone_free()
 
     def launch(self, order_id: str, option: Option, pad_id: str | None, pad: LatLon) -> None:
         """Start flying an ASSIGNED job (called by the dispatcher)."""
@@ -214,8 +272,11 @@ class FlightExecutor:
         flight = Flight(order_id=order_id, drone=option.drone, pad_id=pad_id, pad=pad,
                         destination=LatLon(d.lat_deg, d.lon_deg), stages=(), release_seq=-1,
                         delivery_seq=-1, land_seq=-1, mission_hash="",
+                        launch_at_s=option.launch_at_s,
                         eta_door_s=option.eta_door_s, back_at_s=option.back_at_s)
-        self.last_launch_s = self.wall_clock()
+        # The slot is taken from when the flight will launch: a job assigned ahead of its
+        # slot waits for it (_fly), and the next launch is spaced from that time.
+        self.last_launch_s = max(self.wall_clock(), option.launch_at_s)
         self._start(flight, self._fly(flight, option))
 
     def drone_busy(self, key: int) -> bool:
@@ -239,18 +300,29 @@ class FlightExecutor:
         flight = self.flights.get(order_id)
         if outcome is CancelOutcome.CANCEL_NOW and (
                 flight is None or flight.launched_at_s is None):
-            if flight is not None:
-                # The flight task stops at its next safe point (before arming); if it has
-                # already started the drone, the monitor turns it back instead.
+            if flight is not None and flight.starting and rec.state is JobState.PREFLIGHT:
+                # Arming or starting: the flight task stops at its next safe point (after
+                # the arm, it disarms); once started, the monitor turns the drone back.
                 flight.cancel_reason = text
                 return None
-            self.book.move(order_id, JobState.CANCELLED,
-                           reason=Reason(code=ReasonCode.CANCELLED_BY_CUSTOMER.value,
-                                         message=text), drone=None, pad=None)
+            # Nothing is moving yet (waiting for the slot, uploading, checking): cancel now,
+            # so the answer already says `cancelled`, and stop the flight task. (A start
+            # that already failed back to the queue is left to finish disarming.)
+            self.book.move(order_id, JobState.CANCELLED, reason=_cancel_reason(text),
+                           drone=None, pad=None)
+            if flight is not None and flight.task is not None and not flight.starting:
+                flight.cancel_reason = text
+                flight.task.cancel()
             return None
         if flight is None:
             return Reason(code=ReasonCode.NOT_CANCELLABLE.value,
                           message="the flight is not under nestd control")
+        v = self.link.vehicles.get(flight.drone)
+        if rec.state is JobState.DELIVERING and v is not None and _released(flight, v, True):
+            # The release is confirmed; the monitor will report `delivered` next.
+            return Reason(code=ReasonCode.ALREADY_DELIVERED.value,
+                          message=f"order {order_id}: the parcel was just released; "
+                                  "nothing to cancel")
         # In flight before the drop: the monitor turns the drone back.
         flight.cancel_reason = text
         return None
@@ -258,36 +330,50 @@ class FlightExecutor:
     # -- one flight ---------------------------------------------------------------------------
 
     async def _guard(self, flight: Flight, coro: Any) -> None:
-        """Run a flight; whatever goes wrong, end the job sensibly and keep watching the drone."""
+        """Run a flight; whatever goes wrong, end the job sensibly and keep watching the drone.
+
+        Nothing but cancellation leaves this method: an exception here would end the
+        executor's TaskGroup, and with it the daemon and the watch on every drone in the air.
+        """
         try:
-            await coro
-        except FlightAbort as exc:
-            if exc.drone_fault:
-                self.cooloff_until[flight.drone] = self.wall_clock() + self.settings.drone_cooloff_s
-            self._end_before_launch(flight, exc.to, exc.reason)
-            await self._disarm_quietly(flight.drone)
-        except Exception as exc:
-            log.exception("flight_failed", order_id=flight.order_id, drone=flight.drone)
-            rec = self.book.get(flight.order_id)
-            if rec is not None and not is_terminal(rec.state):
-                if flight.launched_at_s is None:
-                    self._end_before_launch(flight, JobState.QUEUED, _reason(
-                        ReasonCode.FLIGHT_ERROR, f"could not launch: {exc}"))
-                else:
-                    self._move(flight, JobState.FAILED, _reason(
-                        ReasonCode.FLIGHT_ERROR, f"flight error: {exc}"))
-            if flight.launched_at_s is not None:
+            try:
+                await coro
+            except FlightAbort as exc:
+                if exc.drone_fault:
+                    self.cooloff_until[flight.drone] = (self.wall_clock()
+                                                        + self.settings.drone_cooloff_s)
+                self._end_before_launch(flight, exc.to, exc.reason)
+                await self._disarm_quietly(flight.drone)
+            except Exception as exc:
+                log.exception("flight_failed", order_id=flight.order_id, drone=flight.drone)
+                rec = self.book.get(flight.order_id)
+                if rec is not None and not is_terminal(rec.state):
+                    if flight.launched_at_s is None:
+                        self._end_before_launch(flight, JobState.QUEUED, _reason(
+                            ReasonCode.FLIGHT_ERROR, f"could not launch: {exc}"))
+                        await self._disarm_quietly(flight.drone)
+                    else:
+                        dropped = rec.state in (JobState.DELIVERED, JobState.RETURNING)
+                        where = ParcelWhere.DELIVERED if dropped else ParcelWhere.UNKNOWN
+                        self._move(flight, JobState.FAILED, _reason(
+                            ReasonCode.FLIGHT_ERROR, f"flight error: {exc}"), parcel=where.value)
+        except Exception:
+            # Ending the job failed too (the journal, say): the drone is still watched below.
+            log.exception("flight_end_failed", order_id=flight.order_id, drone=flight.drone)
+        try:
+            if flight.launched_at_s is not None or flight.starting:
                 await self._watch_until_down(flight)
         finally:
-            self.flights.pop(flight.order_id, None)
-            if self.busy.get(flight.drone) == flight.order_id:
-                del self.busy[flight.drone]
-            self.on_drone_free()
+            self._release(flight)
 
     def _end_before_launch(self, flight: Flight, to: JobState, reason: Reason) -> None:
         rec = self.book.get(flight.order_id)
         if rec is None or rec.state not in (JobState.ASSIGNED, JobState.PREFLIGHT):
             return
+        if flight.cancel_reason is not None:
+            # Cancelled while starting, and the start failed or was stopped: the customer's
+            # cancel decides, not the fault.
+            to, reason = JobState.CANCELLED, _cancel_reason(flight.cancel_reason)
         if to is JobState.QUEUED:
             n = self.attempts[flight.order_id] = self.attempts.get(flight.order_id, 0) + 1
             if n >= self.settings.max_attempts:
@@ -316,35 +402,57 @@ class FlightExecutor:
         return v
 
     async def _fly(self, flight: Flight, option: Option) -> None:
+        await self._wait_for_slot(flight)
+        self._check_go(flight)
         now = self.wall_clock()
         self.book.move(flight.order_id, JobState.PREFLIGHT, drone=flight.drone,
                        pad=flight.pad_id, eta_s=flight.eta_door_s)
+        # A record from an earlier attempt must not make a restart think this one started.
+        self.book.journal.set_flight(flight.order_id, flight.to_json())
         v = self._vehicle(flight.drone)
         built = self._build(flight, option, v, now)
-        self._check_cancel(flight)
+        self._check_go(flight)
         await self._upload(flight, v, built, now)
-        self._check_cancel(flight)
+        self._check_go(flight)
         self._preflight(flight, v, option)
-        self._check_cancel(flight)
-        rec = self.book.get(flight.order_id)
-        assert rec is not None
+        self._check_go(flight)
+        flight.starting = True
         self.book.journal.set_flight(flight.order_id, flight.to_json())
         try:
             await v.arm()
+            # A cancel that came in while arming: the drone is still on the pad (the guard
+            # disarms it). After the start the monitor turns it back instead.
+            self._check_go(flight)
             await v.start_mission()
         except MavlinkError as exc:
-            raise FlightAbort(JobState.QUEUED, _reason(
-                ReasonCode.PREFLIGHT_FAILED, f"drone {flight.drone} refused to start: {exc}"),
-                drone_fault=True) from exc
+            # A start whose answer was lost may still have been carried out.
+            if not await self._took_off(v, self.settings.start_check_s):
+                raise FlightAbort(JobState.QUEUED, _reason(
+                    ReasonCode.PREFLIGHT_FAILED,
+                    f"drone {flight.drone} refused to start: {exc}"),
+                    drone_fault=True) from exc
+            log.warning("started_without_answer", order_id=flight.order_id,
+                        drone=flight.drone, error=str(exc))
         flight.launched_at_s = self.wall_clock()
+        flight.starting = False
         self.book.journal.set_flight(flight.order_id, flight.to_json())
         self._move(flight, JobState.LAUNCHED)
         await self._monitor(flight, v, JobState.LAUNCHED)
 
-    def _check_cancel(self, flight: Flight) -> None:
+    async def _wait_for_slot(self, flight: Flight) -> None:
+        """An assignment made ahead of its launch slot waits for it, still `assigned`."""
+        while flight.launch_at_s is not None and not self.paused:
+            left = flight.launch_at_s - self.wall_clock()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 5.0))
+
+    def _check_go(self, flight: Flight) -> None:
         if flight.cancel_reason is not None:
-            raise FlightAbort(JobState.CANCELLED, Reason(
-                code=ReasonCode.CANCELLED_BY_CUSTOMER.value, message=flight.cancel_reason))
+            raise FlightAbort(JobState.CANCELLED, _cancel_reason(flight.cancel_reason))
+        if self.paused:
+            raise FlightAbort(JobState.QUEUED, _reason(
+                ReasonCode.GROUND_STOP, "nestd is stopping; the job waits for its return"))
 
     def _build(self, flight: Flight, option: Option, v: Vehicle, now: float) -> BuiltMission:
         a = self.airspace()
@@ -376,6 +484,7 @@ class FlightExecutor:
         )
         items = mission_items(built)
         flight.mission_hash = items_hash(items)
+        flight.items = items
         last: Exception | None = None
         for _ in range(self.settings.upload_attempts):
             try:
@@ -418,9 +527,9 @@ class FlightExecutor:
 
     # -- following a flight ------------------------------------------------------------------
 
-    async def _reattach(self, flight: Flight, state: JobState) -> None:
-        """Pick up a flight that was under way when nestd stopped."""
-        flight.launched_at_s = flight.launched_at_s or self.wall_clock()
+    async def _heard(self, flight: Flight) -> Vehicle:
+        """The flight's drone once the link has it, however long that takes (warning now and
+        then): a drone that may be in the air is never given up."""
         deadline = time.monotonic() + self.settings.reattach_wait_s
         v = self.link.vehicles.get(flight.drone)
         while v is None or not v.ready:
@@ -430,9 +539,46 @@ class FlightExecutor:
                 deadline = time.monotonic() + self.settings.reattach_wait_s
             await asyncio.sleep(self.settings.poll_s * 4)
             v = self.link.vehicles.get(flight.drone)
+        return v
+
+    async def _resume_start(self, flight: Flight) -> None:
+        """nestd stopped while arming or starting this flight: find out whether it flew."""
+        v = await self._heard(flight)
+        if not await self._took_off(v, self.settings.start_settle_s):
+            log.info("start_not_carried_out", order_id=flight.order_id, drone=flight.drone)
+            self._end_before_launch(flight, JobState.QUEUED, _restart_reason())
+            await self._disarm_quietly(flight.drone)
+            return
+        flight.starting = False
+        flight.launched_at_s = self.wall_clock()
+        self.book.journal.set_flight(flight.order_id, flight.to_json())
+        self._move(flight, JobState.LAUNCHED)
+        await self._reattach(flight, JobState.LAUNCHED)
+
+    @staticmethod
+    async def _took_off(v: Vehicle, settle_s: float) -> bool:
+        """After a start that may or may not have happened: whether the drone is flying.
+        An armed drone on its pad takes off with its mission soon, or never (then the caller
+        disarms it)."""
+        def settled() -> bool:
+            s = v.state
+            return s.landed_state not in (None, MAV_LANDED_STATE_ON_GROUND) or s.armed is False
+
+        with contextlib.suppress(TimeoutError):
+            await v.wait_until(settled, settle_s, "start settled")
+        return v.state.landed_state not in (None, MAV_LANDED_STATE_ON_GROUND)
+
+    async def _reattach(self, flight: Flight, state: JobState) -> None:
+        """Pick up a flight that was under way when nestd stopped."""
+        flight.launched_at_s = flight.launched_at_s or self.wall_clock()
+        v = await self._heard(flight)
         try:
             onboard = await v.download()
-            same = items_hash(onboard) == flight.mission_hash
+            if flight.items:
+                same = compare_items(flight.items, onboard,
+                                     seq0_is_home=v.profile.mission.seq0_is_home) is None
+            else:  # a record from before items were kept
+                same = items_hash(onboard) == flight.mission_hash
         except MavlinkError as exc:
             log.warning("reattach_download_failed", order_id=flight.order_id, error=str(exc))
             same = False
@@ -452,20 +598,23 @@ class FlightExecutor:
         """Follow the vehicle until the job is completed (or aborted and the drone is down)."""
         stages = flight.stages
         seen_airborne = state is not JobState.LAUNCHED
+        turn_back_at = -math.inf
         while True:
             s = v.state
             seq = s.mission.current_seq
-            reached = s.mission.last_reached_seq
             on_ground = s.landed_state == MAV_LANDED_STATE_ON_GROUND
             if not on_ground and s.landed_state is not None:
                 seen_airborne = True
-            released = (reached is not None and reached >= flight.release_seq) or (
-                seq is not None and seq > flight.release_seq and seen_airborne)
+            released = _released(flight, v, seen_airborne)
             state = self._state(flight)
-            if flight.cancel_reason is not None and state in IN_FLIGHT and not released:
-                await self._turn_back(flight, v, flight.cancel_reason,
-                                      ReasonCode.CANCELLED_BY_CUSTOMER)
-                return
+            if (flight.cancel_reason is not None and state in IN_FLIGHT and not released
+                    and time.monotonic() >= turn_back_at):
+                if await self._turn_back(flight, v, flight.cancel_reason,
+                                         ReasonCode.CANCELLED_BY_CUSTOMER):
+                    return
+                # Refused or unanswered (a link fade): the cancel stands; try again soon.
+                turn_back_at = time.monotonic() + self.settings.turn_back_retry_s
+                continue
             if state in IN_FLIGHT and not released and seen_airborne and (
                     s.mode_name in (v.profile.roles.rtl, v.profile.roles.land)):
                 # The autopilot turned back on its own (a failsafe) with the parcel aboard.
@@ -497,6 +646,10 @@ class FlightExecutor:
         where = (LatLon(s.lat_deg, s.lon_deg)
                  if s.lat_deg is not None and s.lon_deg is not None else None)
         away = where is None or distance_m(where, flight.pad) > self.settings.landed_away_m
+        if state is JobState.DELIVERED and not away:
+            # Home without a mission item on the way back seen (an RTL after the drop, or
+            # the return flown while the link was out).
+            state = self._step(flight, state, JobState.RETURNING)
         if state is JobState.RETURNING and not away:
             self._step(flight, state, JobState.LANDED)
             self._step(flight, JobState.LANDED, JobState.COMPLETED)
@@ -524,17 +677,18 @@ class FlightExecutor:
         with contextlib.suppress(TimeoutError):
             await v.wait_until(lambda: False, self.settings.poll_s, "progress")
 
-    async def _turn_back(self, flight: Flight, v: Vehicle, why: str, code: ReasonCode) -> None:
+    async def _turn_back(self, flight: Flight, v: Vehicle, why: str, code: ReasonCode) -> bool:
+        """Send the drone home with the parcel; False if it did not take the command."""
         try:
             await v.return_to_launch()
         except (MavlinkError, TimeoutError) as exc:
             log.error("return_refused", order_id=flight.order_id, error=str(exc))
-            flight.cancel_reason = None  # keep monitoring; try again on the next cancel
-            return await self._monitor(flight, v, self._state(flight))
+            return False
         flight.aborted = True
         self._move(flight, JobState.ABORTED, Reason(code=code.value, message=why),
                    parcel="aboard")
         await self._watch_until_down(flight)
+        return True
 
     async def _watch_until_down(self, flight: Flight) -> None:
         """Keep the drone reserved (and watched by the link) until it is down and disarmed."""
@@ -548,6 +702,15 @@ class FlightExecutor:
                 await asyncio.sleep(self.settings.poll_s * 4)
             else:
                 await self._wait(v)
+
+
+def _released(flight: Flight, v: Vehicle, seen_airborne: bool) -> bool:
+    """Whether the drone has let go of the parcel: the release item reached, or the mission
+    past it in the air."""
+    m = v.state.mission
+    reached, seq = m.last_reached_seq, m.current_seq
+    return (reached is not None and reached >= flight.release_seq) or (
+        seq is not None and seq > flight.release_seq and seen_airborne)
 
 
 def flight_detail(flight: Flight) -> bytes:

@@ -65,13 +65,81 @@ class Watcher:
         return st[-1] if st else None
 
 
+def pad_positions(vehicles: int) -> list[tuple[float, float]]:
+    """(lat, lon) of each drone's pad: a row going east from the nest, 6 m apart."""
+    return [at(6.0 * i, 0.0) for i in range(vehicles)]
+
+
+class Rig:
+    """A nest under test: the broker session of a retailer-side client, a nestsim fleet that
+    keeps flying, and a daemon that can be stopped and started again on the same state dir."""
+
+    def __init__(self, config: DaemonConfig, fleet: Fleet, watcher: Watcher,
+                 client: aiomqtt.Client, vehicles: int) -> None:
+        self.config = config
+        self.fleet = fleet
+        self.watcher = watcher
+        self.client = client
+        self.vehicles = vehicles
+        self.daemon: Daemon | None = None
+        self._run: asyncio.Task[None] | None = None
+        self.starts = 0
+
+    @property
+    def store(self) -> str:
+        return self.config.store_id
+
+    async def start(self) -> Daemon:
+        """A new daemon from the same config (same state dir, broker client id and ports)."""
+        assert self._run is None, "the daemon is already running"
+        daemon = build_daemon(self.config)
+        daemon.shutdown = ShutdownSettings(grace_s=60)
+        self.daemon = daemon
+        self.starts += 1
+        run = self._run = asyncio.create_task(daemon.run(), name=f"daemon-{self.starts}")
+
+        def up() -> bool:
+            ready = [v for v in daemon.link.vehicles.values() if v.ready]
+            return daemon.broker_connected and len(ready) == self.vehicles
+
+        await until(lambda: up() or run.done(), 20, "daemon connected to broker and fleet")
+        if run.done():
+            run.result()  # the daemon ended while starting: show why
+            raise AssertionError("the daemon ended while starting")
+        await self.ping()
+        return daemon
+
+    async def ping(self) -> None:
+        """A quote round trip: the daemon's job API is subscribed and taking messages."""
+        topic = f"e2e-ping/{self.store}/{uuid.uuid4().hex[:8]}"
+        await self.client.subscribe(topic, qos=1)
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.ResponseTopic = topic
+        await self.client.publish(f"nest/{self.store}/quote/request",
+                                  orjson.dumps(job(self.store, "ping", 10, 10)), qos=1,
+                                  properties=props)
+        await until(lambda: topic in self.watcher.seen, 10, "the daemon answered a quote")
+
+    async def stop(self, *, force: bool = False) -> None:
+        """Stop the daemon: normally (it waits for airborne drones to land) or, with `force`,
+        at once, leaving drones in the air to the next daemon."""
+        if self.daemon is None or self._run is None:
+            return
+        self.daemon.request_stop()
+        if force:
+            self.daemon.request_stop()
+        try:
+            await asyncio.wait_for(self._run, 20 if force else 90)
+        finally:
+            self._run = None
+
+
 @contextlib.asynccontextmanager
-async def nest(broker: Broker, tmp_path: Path, vehicles: int, *, speed: float = 10.0,
-               jobs: JobsConfig | None = None, keep_outs: list[tuple[float, float, float]] = (),
-               state_dir: Path | None = None,
-               ) -> AsyncIterator[tuple[Daemon, Fleet, Watcher, aiomqtt.Client]]:
-    store = f"e2e-{uuid.uuid4().hex[:8]}"
-    pads = [at(6.0 * i, 0.0) for i in range(vehicles)]
+async def rig(broker: Broker, tmp_path: Path, vehicles: int, *, speed: float = 10.0,
+              jobs: JobsConfig | None = None, keep_outs: list[tuple[float, float, float]] = (),
+              state_dir: Path | None = None, store: str | None = None) -> AsyncIterator[Rig]:
+    store = store or f"e2e-{uuid.uuid4().hex[:8]}"
+    pads = pad_positions(vehicles)
     sim_cfg = fleet_config(vehicles, speed=speed, pads=pads, payload_kg=1.0,
                            reload_payload=True)
     assert sim_cfg.api_remote_ports is not None
@@ -87,8 +155,6 @@ async def nest(broker: Broker, tmp_path: Path, vehicles: int, *, speed: float = 
         airspace=AirspaceConfig(file=airspace),
         jobs=jobs or JobsConfig(launch_spacing_s=0.5, turnaround_s=0.0),
     )
-    daemon = build_daemon(config)
-    daemon.shutdown = ShutdownSettings(grace_s=60)
     watcher = Watcher(store)
     async with aiomqtt.Client(broker.host, broker.port,
                               protocol=aiomqtt.ProtocolVersion.V5) as client:
@@ -104,17 +170,24 @@ async def nest(broker: Broker, tmp_path: Path, vehicles: int, *, speed: float = 
 
         collector = asyncio.create_task(collect(), name="collector")
         async with Fleet(sim_cfg) as fleet:
-            run = asyncio.create_task(daemon.run(), name="daemon")
+            r = Rig(config, fleet, watcher, client, vehicles)
             try:
-                await until(lambda: daemon.broker_connected
-                            and len([v for v in daemon.link.vehicles.values() if v.ready])
-                            == vehicles, 20, "daemon connected to broker and fleet")
-                yield daemon, fleet, watcher, client
+                await r.start()
+                yield r
             finally:
-                daemon.request_stop()
-                daemon.request_stop()
-                await asyncio.wait_for(run, 20)
+                await r.stop(force=True)
         collector.cancel()
+
+
+@contextlib.asynccontextmanager
+async def nest(broker: Broker, tmp_path: Path, vehicles: int, *, speed: float = 10.0,
+               jobs: JobsConfig | None = None, keep_outs: list[tuple[float, float, float]] = (),
+               state_dir: Path | None = None,
+               ) -> AsyncIterator[tuple[Daemon, Fleet, Watcher, aiomqtt.Client]]:
+    async with rig(broker, tmp_path, vehicles, speed=speed, jobs=jobs, keep_outs=keep_outs,
+                   state_dir=state_dir) as r:
+        assert r.daemon is not None
+        yield r.daemon, r.fleet, r.watcher, r.client
 
 
 async def submit(client: aiomqtt.Client, body: dict[str, Any] | bytes, store: str) -> None:

@@ -226,7 +226,10 @@ async def _demo(vehicles: int, speed: float, timeout_s: float, out: TextIO, tmp:
         config = DaemonConfig(
             store_id=store, state_dir=tmp / "state",
             mqtt=MqttConfig(port=broker_port, client_id=f"nestd-demo-{uuid.uuid4().hex[:6]}"),
-            mavlink=LinkConfig(endpoints=[EndpointConfig(name=f"drone{i + 1}",
+            # Heartbeats at the simulation's pace: the drones' datalink-loss failsafe counts
+            # simulated seconds.
+            mavlink=LinkConfig(heartbeat_interval_s=0.5 / speed,
+                               endpoints=[EndpointConfig(name=f"drone{i + 1}",
                                                          kind="udp_listen", port=p)
                                           for i, p in enumerate(ports)]),
             airspace=AirspaceConfig(file=STORE_FILE),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import structlog
 
@@ -14,12 +14,20 @@ from nestd.airspace import Airspace, LatLon, distance_m
 from nestd.jobs.book import JobBook
 from nestd.jobs.dispatch import DispatchSettings, QueuedJob, plan_dispatch
 from nestd.jobs.executor import MAV_LANDED_STATE_ON_GROUND, FlightExecutor
+from nestd.jobs.journal import JournalError
 from nestd.jobs.lifecycle import JobState
 from nestd.jobs.models import Job, Reason, ReasonCode
 from nestd.jobs.quote import DroneView, FleetView, Quoter
+from nestd.jobs.weather import MAV_LANDED_STATE_IN_AIR, NestWind, NestWindStatus
 from nestd.mavlink.link import FleetLink
 from nestd.mavlink.vehicle import Vehicle
-from nestd.safety import CALM, Airframe, BatteryInfo, GpsInfo, battery_energy_from_telemetry
+from nestd.safety import (
+    Airframe,
+    BatteryInfo,
+    GpsInfo,
+    WindLimits,
+    battery_energy_from_telemetry,
+)
 from nestd.safety.preflight import (
     FlightIntent,
     VehicleSnapshot,
@@ -56,6 +64,7 @@ class Dispatcher:
         turnaround_s: float = 120.0,
         period_s: float = 1.0,
         wall_clock: Callable[[], float] = time.time,
+        wind: NestWind | None = None,
     ) -> None:
         self.book = book
         self.quoter = quoter
@@ -68,6 +77,8 @@ class Dispatcher:
         self.period_s = period_s
         self.wall_clock = wall_clock
         self._paused = False
+        self.wind = wind or NestWind(WindLimits.for_airframe(airframe))
+        self.wind_status: NestWindStatus | None = None
         self._wake = asyncio.Event()
         self.rounds = 0
         book.listen(lambda ev, rec: self._wake.set())
@@ -108,6 +119,9 @@ class Dispatcher:
         for key, v in sorted(self.link.vehicles.items()):
             pad = self.pad_of(v)
             s = v.state
+            w = s.wind
+            self.wind.observe(f"drone-{key}", now, w.north_mps, w.east_mps, w.var_horiz_m2ps2,
+                              airborne=s.landed_state == MAV_LANDED_STATE_IN_AIR)
             wh = battery_energy_from_telemetry(self.airframe,
                                                remaining_pct=s.battery.remaining_pct,
                                                consumed_wh=s.battery.consumed_wh)
@@ -133,11 +147,18 @@ class Dispatcher:
                 healthy=healthy,
             ))
         queued = sum(1 for r in self.book.active() if r.state is JobState.QUEUED)
+        ws = self.wind_status = self.wind.status(now)
+        if self.paused:
+            allowed, why, code = False, "nestd is stopping", ReasonCode.GROUND_STOP
+        elif not ws.launches_allowed:
+            allowed, why, code = False, f"wind: {ws.reason}", ReasonCode.WIND
+        else:
+            allowed, why, code = True, None, ReasonCode.WIND
         return FleetView(
-            now_s=now, drones=tuple(drones), wind=CALM,
-            launches_allowed=not self.paused,
-            hold_reason="nestd is stopping" if self.paused else None,
-            hold_code=ReasonCode.GROUND_STOP.value,
+            now_s=now, drones=tuple(drones), wind=ws.wind,
+            launches_allowed=allowed,
+            hold_reason=why,
+            hold_code=code.value,
             next_launch_slot_s=self.executor.last_launch_s + self.settings.launch_spacing_s,
             queued_ahead=queued,
         )
@@ -190,8 +211,12 @@ class Dispatcher:
             return
         fleet = self.fleet_view()
         for rec in active:
-            if rec.state is JobState.ACCEPTED:
-                self._triage(rec.job, fleet)
+            with self._one_job(rec.order_id):
+                if rec.state is JobState.RECEIVED:  # journaled, but the accept didn't commit
+                    self.book.move(rec.order_id, JobState.ACCEPTED)
+                    self._triage(rec.job, fleet)
+                elif rec.state is JobState.ACCEPTED:
+                    self._triage(rec.job, fleet)
         if self.paused:
             return
         queue = [QueuedJob(r.job, r.updated_s) for r in self.book.active()
@@ -205,13 +230,26 @@ class Dispatcher:
             drone = by_key[opt.drone]
             if self.executor.drone_busy(opt.drone):
                 continue
-            self.book.move(a.order_id, JobState.ASSIGNED, drone=opt.drone, pad=a.pad_id,
-                           eta_s=opt.eta_door_s,
-                           detail={"launch_at_s": round(opt.launch_at_s, 1),
-                                   "back_at_s": round(opt.back_at_s, 1)})
-            self.executor.launch(a.order_id, opt, a.pad_id, drone.pad)
+            with self._one_job(a.order_id):
+                self.book.move(a.order_id, JobState.ASSIGNED, drone=opt.drone, pad=a.pad_id,
+                               eta_s=opt.eta_door_s,
+                               detail={"launch_at_s": round(opt.launch_at_s, 1),
+                                       "back_at_s": round(opt.back_at_s, 1)})
+                self.executor.launch(a.order_id, opt, a.pad_id, drone.pad)
         for d in declines:
-            self._decline(d.order_id, d.reasons)
+            with self._one_job(d.order_id):
+                self._decline(d.order_id, d.reasons)
+
+    @contextlib.contextmanager
+    def _one_job(self, order_id: str) -> Iterator[None]:
+        """One job that trips a bug must not stop dispatch for the others (a journal that
+        fails fails them all, and ends the round)."""
+        try:
+            yield
+        except JournalError:
+            raise
+        except Exception:
+            log.exception("dispatch_failed_for_job", order_id=order_id)
 
     def _triage(self, job: Job, fleet: FleetView) -> None:
         result = self.quoter.quote(job, fleet)

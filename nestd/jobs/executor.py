@@ -61,9 +61,11 @@ from nestd.safety import (
 log = structlog.get_logger("nestd.jobs.executor")
 
 MAV_LANDED_STATE_ON_GROUND = 1
-# Checks the executor can't feed from live state yet; the autopilot's own arming checks
-# (which refuse to arm on a bad estimator or failed pre-arm) stand in for them, and the
-# link enforces the profile's failsafe parameters when it sets a vehicle up.
+# Checks the executor can't feed from live state yet, or that are decided elsewhere: the
+# autopilot's own arming checks (which refuse to arm on a bad estimator or failed pre-arm)
+# stand in for ESTIMATOR and ARMABLE; failsafe parameters are enforced with ensure_params
+# before each flight (a vehicle that refuses them doesn't fly); wind is the dispatcher's
+# (no assignment while the nest's wind monitor holds launches).
 SKIPPED_CHECKS = frozenset({CheckName.ESTIMATOR, CheckName.ARMABLE, CheckName.FAILSAFE_PARAMS,
                             CheckName.WIND})
 
@@ -185,6 +187,7 @@ class ExecutorSettings:
     start_check_s: float = 3.0  # after a start that got no answer: how long to look for takeoff
     turn_back_retry_s: float = 2.0  # a refused (or unanswered) turn-back is tried again
     poll_s: float = 0.25
+    enforce_failsafe_params: bool = True  # ensure_params before each flight
 
 
 class FlightExecutor:
@@ -414,7 +417,11 @@ class FlightExecutor:
         self._check_go(flight)
         await self._upload(flight, v, built, now)
         self._check_go(flight)
+        await self._enforce_failsafes(flight, v)
         self._preflight(flight, v, option)
+        # The airspace may have been replaced while uploading: check again, last thing
+        # before the motors start.
+        self._validate(flight, built, self.airspace(), self.wall_clock())
         self._check_go(flight)
         flight.starting = True
         self.book.journal.set_flight(flight.order_id, flight.to_json())
@@ -454,6 +461,29 @@ class FlightExecutor:
             raise FlightAbort(JobState.QUEUED, _reason(
                 ReasonCode.GROUND_STOP, "nestd is stopping; the job waits for its return"))
 
+    def _validate(self, flight: Flight, built: BuiltMission, a: Airspace, now: float) -> None:
+        problems = validate_mission(a, built.waypoints, now, home=flight.pad)
+        if len(problems):
+            text = "; ".join(p.message for p in list(problems)[:5])
+            raise FlightAbort(JobState.DECLINED, _reason(
+                ReasonCode.VALIDATION_FAILED, f"the mission fails the airspace check: {text}"))
+
+    async def _enforce_failsafes(self, flight: Flight, v: Vehicle) -> None:
+        """Set the profile's failsafe parameters (datalink loss, geofence, battery) if the
+        vehicle drifted from them; a vehicle that won't take them doesn't fly."""
+        if not self.settings.enforce_failsafe_params:
+            return
+        try:
+            changed = await v.ensure_params()
+        except (MavlinkError, TimeoutError) as exc:
+            raise FlightAbort(JobState.QUEUED, _reason(
+                ReasonCode.PREFLIGHT_FAILED,
+                f"drone {flight.drone} did not take its failsafe parameters: {exc}"),
+                drone_fault=True) from exc
+        if changed:
+            log.warning("failsafe_params_enforced", order_id=flight.order_id,
+                        drone=flight.drone, changed={k: list(v) for k, v in changed.items()})
+
     def _build(self, flight: Flight, option: Option, v: Vehicle, now: float) -> BuiltMission:
         a = self.airspace()
         try:
@@ -462,11 +492,7 @@ class FlightExecutor:
         except ValueError as exc:
             raise FlightAbort(JobState.DECLINED, _reason(
                 ReasonCode.VALIDATION_FAILED, f"mission could not be built: {exc}")) from exc
-        problems = validate_mission(a, built.waypoints, now, home=flight.pad)
-        if len(problems):
-            text = "; ".join(p.message for p in list(problems)[:5])
-            raise FlightAbort(JobState.DECLINED, _reason(
-                ReasonCode.VALIDATION_FAILED, f"the mission fails the airspace check: {text}"))
+        self._validate(flight, built, a, now)
         flight.stages = tuple(s.value for s in built.stages)
         flight.release_seq = built.release_seq
         flight.delivery_seq = built.delivery_seq

@@ -39,6 +39,7 @@ state_dir = "{tmp_path / 'state'}"
 host = "{mosquitto.host}"
 port = {mosquitto.port}
 [mavlink]
+heartbeat_interval_s = 0.05
 [[mavlink.endpoints]]
 name = "sim"
 kind = "udp_listen"

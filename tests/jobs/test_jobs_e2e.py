@@ -149,7 +149,9 @@ async def rig(broker: Broker, tmp_path: Path, vehicles: int, *, speed: float = 1
         store_id=store,
         state_dir=state_dir or tmp_path / "state",
         mqtt=MqttConfig(host=broker.host, port=broker.port),
-        mavlink=LinkConfig(endpoints=[
+        # The GCS heartbeat at the sim's pace: the vehicles' datalink-loss failsafe (which
+        # nestd enforces before each flight) counts simulated seconds.
+        mavlink=LinkConfig(heartbeat_interval_s=0.5 / speed, endpoints=[
             EndpointConfig(name=f"sim{i}", kind="udp_listen", port=p)
             for i, p in enumerate(sim_cfg.api_remote_ports)]),
         airspace=AirspaceConfig(file=airspace),
@@ -227,6 +229,11 @@ async def test_a_job_submitted_five_times_flies_once(mosquitto: Broker, tmp_path
         await until(lambda: w.last_state("dup-1") == "completed", 120, "job completed")
         assert w.states("dup-1") == HAPPY_PATH
         assert len(fleet.vehicles[0].drops) == 1
+        # Before flying, nestd set the profile's failsafes on the drone (nestsim starts, as
+        # stock PX4 does, with datalink loss doing nothing and a breach only holding).
+        params = fleet.vehicles[0].params
+        assert (params["NAV_DLL_ACT"], params["GF_ACTION"], params["COM_LOW_BAT_ACT"]) == (
+            2, 3, 3)
         assert daemon.jobs is not None
         assert [r.order_id for r in daemon.jobs.journal.active()] == []
 

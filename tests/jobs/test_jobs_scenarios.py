@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import time
 import uuid
@@ -454,6 +455,9 @@ async def test_a_link_cut_shorter_than_the_failsafe_does_not_disturb_the_deliver
         w, v = r.watcher, r.fleet.vehicles[0]
         assert r.daemon is not None
         link_health = r.daemon.link.vehicles[1].health
+        # This vehicle's datalink-loss timeout is deliberately long (a radio that fades), so
+        # nestd must not reset it to the profile's 10 s before the flight.
+        keep_params(r)
         v.params["NAV_DLL_ACT"] = 2
         v.params["COM_DL_LOSS_T"] = 60  # 6 s of wall time here
         await submit(r.client, job(w.store, "fade", 400, 300), w.store)
@@ -470,11 +474,20 @@ async def test_a_link_cut_shorter_than_the_failsafe_does_not_disturb_the_deliver
         assert not v.datalink_lost and len(v.drops) == 1
 
 
+def keep_params(r: Rig) -> None:
+    assert r.daemon is not None and r.daemon.jobs is not None
+    ex = r.daemon.jobs.executor
+    ex.settings = dataclasses.replace(ex.settings, enforce_failsafe_params=False)
+
+
 async def test_a_cancel_sent_while_the_link_is_out_is_carried_out_when_it_comes_back(
     mosquitto: Broker, tmp_path: Path
 ) -> None:
     async with rig(mosquitto, tmp_path, 1, speed=4.0) as r:
         w, v = r.watcher, r.fleet.vehicles[0]
+        # This vehicle's datalink-loss timeout is deliberately long (a radio that fades), so
+        # nestd must not reset it to the profile's 10 s before the flight.
+        keep_params(r)
         v.params["NAV_DLL_ACT"] = 2
         v.params["COM_DL_LOSS_T"] = 300  # far longer than this cut: the drone flies on
         await submit(r.client, job(w.store, "faded", 600, 500), w.store)

@@ -23,10 +23,7 @@ import logging
 import multiprocessing as mp
 import os
 import platform
-import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
@@ -42,6 +39,7 @@ import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from nestd.devbroker import BrokerUnavailable, private_broker
 from nestd.jobs.api import JobApi
 from nestd.jobs.book import JobBook
 from nestd.jobs.intake import parse_job
@@ -175,58 +173,10 @@ def median_rate(n: int, runs: int, once: Callable[[], float]) -> float:
 # -- over MQTT --------------------------------------------------------------------------------
 
 
-@dataclass
-class Mosquitto:
-    port: int
-    proc: subprocess.Popen[bytes]
-    dir: Path
-
-
-def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_mosquitto() -> Mosquitto | str:
-    """A mosquitto on a free loopback port, or why there is none."""
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
-    if binary is None:
-        return "mosquitto is not installed (sudo apt-get install mosquitto, or make test)"
-    port = free_tcp_port()
-    d = Path(tempfile.mkdtemp(prefix="bench-mosquitto-"))
-    conf = d / "mosquitto.conf"
-    # Mosquitto queues at most 1,000 messages per client by default, connected or not, and
-    # drops QoS 1 messages past that after acknowledging them to the publisher: a burst that
-    # outruns nestd by more than that is lost. The benchmark floods, so it lifts the limit.
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    f"max_queued_messages {MAX_QUEUED}\nlog_dest none\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            shutil.rmtree(d, ignore_errors=True)
-            return f"mosquitto exited at start: {err.strip()}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return Mosquitto(port, proc, d)
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    shutil.rmtree(d, ignore_errors=True)
-    return "mosquitto did not start listening within 10 s"
-
-
-def stop_mosquitto(m: Mosquitto) -> None:
-    m.proc.terminate()
-    try:
-        m.proc.wait(5)
-    except subprocess.TimeoutExpired:
-        m.proc.kill()
-    shutil.rmtree(m.dir, ignore_errors=True)
+# Mosquitto queues at most 1,000 messages per client by default, connected or not, and drops
+# QoS 1 messages past that after acknowledging them to the publisher: a burst that outruns
+# nestd by more than that is lost. The benchmark floods, so it lifts the limit.
+BROKER_CONF = f"max_queued_messages {MAX_QUEUED}\n"
 
 
 def publisher(port: int, topic: str, raws: list[bytes], ready: Any, go: Any,
@@ -410,37 +360,40 @@ def main() -> None:
             median_rate(n_local, runs, dup), "1 (re-queues the status)")
     print()
 
-    broker = start_mosquitto()
-    if isinstance(broker, str):
-        print(f"Over MQTT: skipped, {broker}")
-        return
-    try:
-        print(f"Over MQTT: JobApi (manual acks, persistent session) <- mosquitto on "
-              f"127.0.0.1:{broker.port} <- a publisher process, QoS 1, {IN_FLIGHT} in flight")
-        head = (f"{'what':<40} {'journal on':<34} {'n':>6} {'accepted/s':>11} "
-                f"{'drained/s':>10} {'statuses/s':>11} {'pub PUBACK/s':>12}")
-        print(head)
-        print("-" * len(head))
-        for label, base in places:
-            for what, raws, first in (
-                ("new jobs", [payload(f"o-{i}") for i in range(n_mqtt)], False),
-                ("duplicates of one job", [payload("dup-1")] * n_mqtt, True),
-            ):
-                results = [run(mqtt_run(broker.port, base, raws, journaled_first=first))
-                           for _ in range(mqtt_runs)]
-                n = len(raws)
-                print(f"{what:<40} {label:<34} {n:6} "
-                      f"{statistics.median(n / r.handled_s for r in results):11,.0f} "
-                      f"{statistics.median(n / r.drained_s for r in results):10,.0f} "
-                      f"{statistics.median(r.published / r.drained_s for r in results):11,.0f} "
-                      f"{statistics.median(n / r.publish_s for r in results):12,.0f}")
-            n_rows = ROWS_PER_JOB * n_mqtt
-            results = [run(mqtt_run(broker.port, base, [], prefill=n_rows))
+    with tempfile.TemporaryDirectory(prefix="bench-mosquitto-") as d:
+        try:
+            with private_broker(Path(d), BROKER_CONF) as port:
+                over_mqtt(run, port, places, n_mqtt, mqtt_runs, payload)
+        except BrokerUnavailable as exc:
+            print(f"Over MQTT: skipped, {exc}")
+
+
+def over_mqtt(run: Callable[[Any], Any], port: int, places: Any, n_mqtt: int, mqtt_runs: int,
+              payload: Any) -> None:
+    print(f"Over MQTT: JobApi (manual acks, persistent session) <- mosquitto on "
+          f"127.0.0.1:{port} <- a publisher process, QoS 1, {IN_FLIGHT} in flight")
+    head = (f"{'what':<40} {'journal on':<34} {'n':>6} {'accepted/s':>11} "
+            f"{'drained/s':>10} {'statuses/s':>11} {'pub PUBACK/s':>12}")
+    print(head)
+    print("-" * len(head))
+    for label, base in places:
+        for what, raws, first in (
+            ("new jobs", [payload(f"o-{i}") for i in range(n_mqtt)], False),
+            ("duplicates of one job", [payload("dup-1")] * n_mqtt, True),
+        ):
+            results = [run(mqtt_run(port, base, raws, journaled_first=first))
                        for _ in range(mqtt_runs)]
-            print(f"{'outbox alone (status rows)':<40} {label:<34} {n_rows:6} {'':>11} {'':>10} "
-                  f"{statistics.median(r.published / r.drained_s for r in results):11,.0f}")
-    finally:
-        stop_mosquitto(broker)
+            n = len(raws)
+            print(f"{what:<40} {label:<34} {n:6} "
+                  f"{statistics.median(n / r.handled_s for r in results):11,.0f} "
+                  f"{statistics.median(n / r.drained_s for r in results):10,.0f} "
+                  f"{statistics.median(r.published / r.drained_s for r in results):11,.0f} "
+                  f"{statistics.median(n / r.publish_s for r in results):12,.0f}")
+        n_rows = ROWS_PER_JOB * n_mqtt
+        results = [run(mqtt_run(port, base, [], prefill=n_rows))
+                   for _ in range(mqtt_runs)]
+        print(f"{'outbox alone (status rows)':<40} {label:<34} {n_rows:6} {'':>11} {'':>10} "
+              f"{statistics.median(r.published / r.drained_s for r in results):11,.0f}")
     print()
     print("accepted/s: until every job is committed as accepted and acknowledged; drained/s: "
           "until its status messages are\npublished and deleted from the outbox "

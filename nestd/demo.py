@@ -12,15 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +33,7 @@ from paho.mqtt.properties import Properties
 from nestd.airspace import Airspace, load_airspace
 from nestd.config import AirspaceConfig, DaemonConfig, JobsConfig, MqttConfig
 from nestd.daemon import Daemon, ShutdownSettings, build_daemon
+from nestd.devbroker import free_ports, private_broker
 from nestd.mavlink.config import EndpointConfig, LinkConfig
 
 STORE_FILE = Path(__file__).resolve().parent.parent / "geofences" / "us-tx-richardson.geojson"
@@ -61,50 +59,6 @@ ORDERS = (
     Order("A-1006", 32.9100, -96.6400, 1.0, "outside the delivery area"),
     Order("A-1007", 32.99175, -96.7062, 0.5, "on the hospital helipad approach"),
 )
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def mosquitto_binary() -> str | None:
-    return shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
-
-
-@contextlib.contextmanager
-def private_broker(workdir: Path) -> Iterator[int]:
-    """A mosquitto for the demo alone, on a free loopback port; stopped on exit."""
-    binary = mosquitto_binary()
-    if binary is None:
-        raise RuntimeError("the demo needs the mosquitto broker: `make demo` installs it, or "
-                           "run `sudo apt-get install mosquitto`")
-    port = _free_port(socket.SOCK_STREAM)
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    f"log_dest file {workdir / 'mosquitto.log'}\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("mosquitto did not start; see "
-                                       f"{workdir / 'mosquitto.log'}") from None
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @dataclass
@@ -199,7 +153,7 @@ async def run_demo(vehicles: int = 2, speed: float = 10.0, timeout_s: float = 30
         east = 6.0 * (len(pads) + 1)
         lon, lat = airspace.frame.to_wgs84(east, -12.0)
         pads.append((float(lat), float(lon)))
-    ports = [_free_port(socket.SOCK_DGRAM) for _ in range(vehicles)]
+    ports = free_ports(vehicles, socket.SOCK_DGRAM)
     sim = FleetConfig(vehicles=vehicles, speed=speed, api_remote_ports=ports, api_local_base=0,
                       gcs_link=False, home=(nest.lat_deg, nest.lon_deg,
                                             airspace.store.ground_amsl_m),

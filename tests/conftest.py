@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from nestsim.fleet import Fleet, FleetConfig
 
+from nestd.devbroker import BrokerUnavailable, free_ports, private_broker
+
 
 def free_udp_ports(n: int) -> list[int]:
     """Ports that are free right now on 127.0.0.1 (held open together so they're distinct)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    return free_ports(n, socket.SOCK_DGRAM)
 
 
 def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _mosquitto_binary() -> str | None:
-    return shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
-    )
+    (port,) = free_ports(1, socket.SOCK_STREAM)
+    return port
 
 
 class Broker:
@@ -49,43 +31,11 @@ class Broker:
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """A real mosquitto broker on a free loopback port, for the whole test session."""
-    binary = _mosquitto_binary()
-    if binary is None:
-        pytest.fail(
-            "mosquitto is not installed: run `make test` (installs it) or "
-            "`sudo apt-get install mosquitto`"
-        )
-    port = free_tcp_port()
-    d = tmp_path_factory.mktemp("mosquitto")
-    conf = d / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        f"log_dest file {d / 'mosquitto.log'}\n"
-    )
-    proc = subprocess.Popen(
-        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            pytest.fail(f"mosquitto exited at start: {err}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("mosquitto did not start listening within 10 s")
     try:
-        yield Broker("127.0.0.1", port)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with private_broker(tmp_path_factory.mktemp("mosquitto")) as port:
+            yield Broker("127.0.0.1", port)
+    except BrokerUnavailable as exc:
+        pytest.fail(f"{exc}")
 
 
 def fleet_config(n: int = 1, **overrides: object) -> FleetConfig:

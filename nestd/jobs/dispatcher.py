@@ -13,7 +13,12 @@ import structlog
 from nestd.airspace import Airspace, LatLon, distance_m
 from nestd.jobs.book import JobBook
 from nestd.jobs.dispatch import DispatchSettings, QueuedJob, plan_dispatch
-from nestd.jobs.executor import MAV_LANDED_STATE_ON_GROUND, FlightExecutor
+from nestd.jobs.executor import (
+    MAV_LANDED_STATE_ON_GROUND,
+    FlightExecutor,
+    position_of,
+    vehicle_snapshot,
+)
 from nestd.jobs.journal import JournalError
 from nestd.jobs.lifecycle import JobState
 from nestd.jobs.models import Job, Reason, ReasonCode
@@ -23,14 +28,11 @@ from nestd.mavlink.link import FleetLink
 from nestd.mavlink.vehicle import Vehicle
 from nestd.safety import (
     Airframe,
-    BatteryInfo,
-    GpsInfo,
     WindLimits,
     battery_energy_from_telemetry,
 )
 from nestd.safety.preflight import (
     FlightIntent,
-    VehicleSnapshot,
     check_battery_state,
     check_gps,
     check_on_pad,
@@ -99,11 +101,8 @@ class Dispatcher:
 
     def pad_of(self, v: Vehicle) -> tuple[str | None, LatLon] | None:
         s = v.state
-        if s.home is not None:
-            where = LatLon(s.home.lat_deg, s.home.lon_deg)
-        elif s.lat_deg is not None and s.lon_deg is not None:
-            where = LatLon(s.lat_deg, s.lon_deg)
-        else:
+        where = LatLon(s.home.lat_deg, s.home.lon_deg) if s.home is not None else position_of(v)
+        if where is None:
             return None
         best: tuple[float, str | None, LatLon] | None = None
         for pad in self.airspace().pads:
@@ -167,13 +166,7 @@ class Dispatcher:
         """The pre-flight checks a drone on its pad must pass before it is offered for a job
         (a battery still hot from the last flight, say, waits until it has cooled; a drone
         that came down away from its pad, after a failsafe landing, waits to be brought back)."""
-        s = v.state
-        snap = VehicleSnapshot(
-            position=(LatLon(s.lat_deg, s.lon_deg)
-                      if s.lat_deg is not None and s.lon_deg is not None else None),
-            gps=GpsInfo(s.gps.fix_type, s.gps.satellites, s.gps.hdop),
-            battery=BatteryInfo(s.battery.remaining_pct, s.battery.voltage_v,
-                                s.battery.temperature_c))
+        snap = vehicle_snapshot(v)
         lim = self.executor.settings.preflight_limits
         on_pad = check_on_pad(snap, FlightIntent(pad=pad, payload_kg=0.0, energy=None,
                                                  wind=None), lim)

@@ -120,6 +120,26 @@ def items_hash(items: list[MissionItem]) -> str:
     return h.hexdigest()[:16]
 
 
+def position_of(v: Vehicle) -> LatLon | None:
+    s = v.state
+    return LatLon(s.lat_deg, s.lon_deg) if s.lat_deg is not None and s.lon_deg is not None \
+        else None
+
+
+def vehicle_snapshot(v: Vehicle) -> VehicleSnapshot:
+    """What the pre-flight checks read, copied from the vehicle's live state and link health."""
+    s = v.state
+    h = v.health.snapshot(time.monotonic())
+    return VehicleSnapshot(
+        armed=s.armed, landed_state=s.landed_state, position=position_of(v),
+        home=LatLon(s.home.lat_deg, s.home.lon_deg) if s.home is not None else None,
+        gps=GpsInfo(s.gps.fix_type, s.gps.satellites, s.gps.hdop),
+        battery=BatteryInfo(s.battery.remaining_pct, s.battery.voltage_v,
+                            s.battery.temperature_c),
+        link=LinkInfo(h.silent_s, h.loss_ratio),
+    )
+
+
 @dataclass
 class Flight:
     """One drone's flight for one job, as the executor follows it."""
@@ -527,18 +547,7 @@ class FlightExecutor:
             drone_fault=True)
 
     def _preflight(self, flight: Flight, v: Vehicle, option: Option) -> None:
-        s = v.state
-        h = v.health.snapshot(time.monotonic())
-        pos = (LatLon(s.lat_deg, s.lon_deg)
-               if s.lat_deg is not None and s.lon_deg is not None else None)
-        home = LatLon(s.home.lat_deg, s.home.lon_deg) if s.home is not None else None
-        snap = VehicleSnapshot(
-            armed=s.armed, landed_state=s.landed_state, position=pos, home=home,
-            gps=GpsInfo(s.gps.fix_type, s.gps.satellites, s.gps.hdop),
-            battery=BatteryInfo(s.battery.remaining_pct, s.battery.voltage_v,
-                                s.battery.temperature_c),
-            link=LinkInfo(h.silent_s, h.loss_ratio),
-        )
+        snap = vehicle_snapshot(v)
         rec = self.book.get(flight.order_id)
         assert rec is not None
         intent = FlightIntent(pad=flight.pad, payload_kg=rec.job.parcel.mass_kg,
@@ -668,9 +677,7 @@ class FlightExecutor:
             await self._wait(v)
 
     def _landed(self, flight: Flight, v: Vehicle, state: JobState) -> None:
-        s = v.state
-        where = (LatLon(s.lat_deg, s.lon_deg)
-                 if s.lat_deg is not None and s.lon_deg is not None else None)
+        where = position_of(v)
         away = where is None or distance_m(where, flight.pad) > self.settings.landed_away_m
         if state is JobState.DELIVERED and not away:
             # Home without a mission item on the way back seen (an RTL after the drop, or
